@@ -1,0 +1,5 @@
+"""WebMEV back end."""
+
+from mev.celery import app as celery_app
+
+__all__ = ["celery_app"]

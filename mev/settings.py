@@ -1,0 +1,257 @@
+"""The one settings module: every knob comes from the environment (see README, "Configuration")."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+# A .env file beside manage.py is read when present; real environment variables win.
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+PRODUCTION = env.bool("MEV_PRODUCTION", default=False)
+DEBUG = env.bool("MEV_DEBUG", default=False)
+
+DATA_DIR = Path(env.str("MEV_DATA_DIR", default=str(BASE_DIR / "data"))).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _quickstart_secret_key() -> str:
+    """A random key kept in the data directory, so tokens survive a restart of the quick-start.
+
+    Production never takes this path: it must be given MEV_SECRET_KEY.
+    """
+    key_file = DATA_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(64))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+if PRODUCTION:
+    SECRET_KEY = env.str("MEV_SECRET_KEY", default="")
+    ALLOWED_HOSTS = env.list("MEV_ALLOWED_HOSTS", default=[])
+    if len(SECRET_KEY) < 32:
+        raise ImproperlyConfigured("MEV_PRODUCTION is on: set MEV_SECRET_KEY to a random string of 32+ characters.")
+    if not ALLOWED_HOSTS:
+        raise ImproperlyConfigured("MEV_PRODUCTION is on: set MEV_ALLOWED_HOSTS (comma-separated host names).")
+else:
+    SECRET_KEY = env.str("MEV_SECRET_KEY", default="") or _quickstart_secret_key()
+    ALLOWED_HOSTS = env.list("MEV_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rest_framework",
+    "rest_framework_simplejwt",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "mev.core",
+    "mev.users",
+]
+
+MIDDLEWARE = [
+    "mev.core.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "mev.urls"
+WSGI_APPLICATION = "mev.wsgi.application"
+# Routes answer with and without the final slash (contract §1.1), so no redirects are needed.
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "mev" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'mev.sqlite3'}")}
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("MEV_DB_CONN_MAX_AGE", default=60)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several processes (gunicorn, worker, beat) share the file: wait for locks instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
+AUTH_USER_MODEL = "users.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {
+        "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
+        "OPTIONS": {"user_attributes": ("email",)},
+    },
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": env.int("MEV_PASSWORD_MIN_LENGTH", default=8)},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Activation and reset links share one token scheme and last three days (contract §2.1).
+PASSWORD_RESET_TIMEOUT = env.int("MEV_TOKEN_LINK_SECONDS", default=3 * 24 * 3600)
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(env.str("MEV_STATIC_ROOT", default=str(DATA_DIR / "static")))
+MEDIA_ROOT = Path(env.str("MEV_MEDIA_ROOT", default=str(DATA_DIR / "files")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# --- E-mail --------------------------------------------------------------------------------------
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("MEV_FROM_EMAIL", default="WebMEV <no-reply@localhost>")
+ADMINS = [(a, a) for a in env.list("MEV_ADMIN_EMAILS", default=[])]
+FRONTEND_URL = env.str("MEV_FRONTEND_URL", default="http://localhost:4200").rstrip("/")
+
+# --- API -------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["mev.core.authentication.BearerJWTAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "mev.core.schema.MevAutoSchema",
+    "EXCEPTION_HANDLER": "mev.core.exceptions.api_exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "auth": env.str("MEV_THROTTLE_AUTH", default="20/min"),
+        "feedback": env.str("MEV_THROTTLE_FEEDBACK", default="10/hour"),
+    },
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+if DEBUG:
+    REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append("rest_framework.renderers.BrowsableAPIRenderer")
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("MEV_ACCESS_TOKEN_MINUTES", default=30)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("MEV_REFRESH_TOKEN_DAYS", default=1)),
+    # The web client keeps re-using its first refresh token: no rotation, no blacklist (§1.2).
+    "ROTATE_REFRESH_TOKENS": False,
+    "BLACKLIST_AFTER_ROTATION": False,
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "user_id",
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "SIGNING_KEY": env.str("MEV_JWT_SIGNING_KEY", default="") or SECRET_KEY,
+    "UPDATE_LAST_LOGIN": False,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "WebMEV API",
+    "DESCRIPTION": "Upload, validate and analyse genomic data. Authenticate with `Authorization: Bearer <access>`.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["mev.core.schema.only_canonical_routes"],
+}
+
+# --- CORS (contract §1.3) -----------------------------------------------------------------------
+CORS_ALLOWED_ORIGINS = env.list(
+    "MEV_CORS_ALLOWED_ORIGINS", default=["http://localhost:4200", "http://127.0.0.1:4200"]
+)
+CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type", "x-request-id", "upload-offset",
+                      "upload-length", "upload-metadata", "tus-resumable", "content-range"]
+CORS_EXPOSE_HEADERS = ["Content-Disposition", "X-Request-ID", "Location", "Upload-Offset", "Upload-Length",
+                       "Tus-Resumable"]
+CORS_ALLOW_CREDENTIALS = False
+
+# --- Uploads -------------------------------------------------------------------------------------
+MEV_MAX_UPLOAD_BYTES = env.int("MEV_MAX_UPLOAD_BYTES", default=2 * 1024**3)
+# Request bodies above this stream to a temporary file instead of memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "tmp")
+Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
+
+# --- Celery --------------------------------------------------------------------------------------
+# The quick-start broker is kombu's filesystem transport: no server, the queue is a folder.
+_BROKER_DIR = DATA_DIR / "broker"
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    (_BROKER_DIR / "queue").mkdir(parents=True, exist_ok=True)
+    (_BROKER_DIR / "processed").mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_BROKER_DIR / "queue"),
+        "data_folder_out": str(_BROKER_DIR / "queue"),
+        "processed_folder": str(_BROKER_DIR / "processed"),
+        "store_processed": False,
+        "polling_interval": 0.2,
+    }
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = env.bool("MEV_CELERY_EAGER", default=False)
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE: dict = {}
+
+# --- Production hardening ------------------------------------------------------------------------
+if PRODUCTION:
+    # nginx (or a load balancer in front of it) says whether the client used TLS.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    USE_X_FORWARDED_HOST = env.bool("MEV_USE_X_FORWARDED_HOST", default=False)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("MEV_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_SSL_REDIRECT = env.bool("MEV_SSL_REDIRECT", default=False)
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    CSRF_TRUSTED_ORIGINS = env.list("MEV_CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- Logging -------------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "mev.core.middleware.RequestIdLogFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]},
+    },
+    "root": {"handlers": ["console"], "level": env.str("MEV_LOG_LEVEL", default="INFO")},
+    "loggers": {"django.request": {"level": "ERROR", "propagate": True}},
+}
