@@ -134,7 +134,11 @@ STORAGES = {
 }
 
 # --- E-mail --------------------------------------------------------------------------------------
-vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+_EMAIL_URL = env.str("EMAIL_URL", default="consolemail://")
+vars().update(env.email_url_config(_EMAIL_URL))
+if _EMAIL_URL.startswith("filemail://"):
+    # django-environ drops the leading "/" of the folder; filemail:///var/mail/mev means /var/mail/mev.
+    EMAIL_FILE_PATH = _EMAIL_URL.removeprefix("filemail://")
 DEFAULT_FROM_EMAIL = env.str("MEV_FROM_EMAIL", default="WebMEV <no-reply@localhost>")
 ADMINS = [(a, a) for a in env.list("MEV_ADMIN_EMAILS", default=[])]
 FRONTEND_URL = env.str("MEV_FRONTEND_URL", default="http://localhost:4200").rstrip("/")
