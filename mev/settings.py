@@ -59,6 +59,10 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "mev.core",
     "mev.users",
+    "mev.resources",
+    "mev.workspaces",
+    "mev.operations",
+    "mev.jobs",
 ]
 
 MIDDLEWARE = [

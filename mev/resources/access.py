@@ -1,0 +1,19 @@
+"""Who may see or change a resource: the owner changes it; workspace readers may read it."""
+
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+
+from mev.resources.models import Resource
+from mev.users.models import User
+from mev.workspaces.access import workspaces_readable_by
+
+
+def resources_owned_by(user: User) -> QuerySet[Resource]:
+    return Resource.objects.filter(owner=user)
+
+
+def resources_readable_by(user: User) -> QuerySet[Resource]:
+    """Owned resources, plus the resources of workspaces shared with the user (read-only)."""
+    shared = workspaces_readable_by(user).exclude(owner=user).values("id")
+    return Resource.objects.filter(Q(owner=user) | Q(workspaces__in=shared)).distinct()

@@ -1,0 +1,8 @@
+"""Resources: upload, validation, contents, download."""
+
+from django.apps import AppConfig
+
+
+class ResourcesConfig(AppConfig):
+    name = "mev.resources"
+    label = "resources"
