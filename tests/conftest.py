@@ -14,7 +14,6 @@ from mev.users.models import User
 from mev.users.tokens import token_pair_for
 from tests.factories import UserFactory
 
-
 # Unit tests run tasks in-process; tests/integration starts real workers against real brokers.
 celery_app.conf.task_always_eager = True
 celery_app.conf.task_eager_propagates = True
