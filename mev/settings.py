@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -200,10 +201,27 @@ CORS_ALLOWED_ORIGINS = env.list(
     "MEV_CORS_ALLOWED_ORIGINS", default=["http://localhost:4200", "http://127.0.0.1:4200"]
 )
 CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type", "x-request-id", "upload-offset",
-                      "upload-length", "upload-metadata", "tus-resumable", "content-range"]
+                      "upload-length", "upload-metadata", "tus-resumable", "content-range", "range"]
 CORS_EXPOSE_HEADERS = ["Content-Disposition", "X-Request-ID", "Location", "Upload-Offset", "Upload-Length",
-                       "Tus-Resumable"]
+                       "Tus-Resumable", "Upload-Resource-Id", "Content-Range", "Accept-Ranges", "Content-Length"]
 CORS_ALLOW_CREDENTIALS = False
+
+# --- File storage --------------------------------------------------------------------------------
+# `local` keeps files under MEDIA_ROOT; `s3` uses any S3-compatible object store.
+MEV_STORAGE = env.str("MEV_STORAGE", default="local")
+if MEV_STORAGE not in ("local", "s3"):
+    raise ImproperlyConfigured(f"MEV_STORAGE must be 'local' or 's3', not {MEV_STORAGE!r}.")
+MEV_S3_BUCKET = env.str("MEV_S3_BUCKET", default="")
+MEV_S3_ENDPOINT_URL = env.str("MEV_S3_ENDPOINT_URL", default="")
+MEV_S3_REGION = env.str("MEV_S3_REGION", default="")
+MEV_S3_PREFIX = env.str("MEV_S3_PREFIX", default="")
+if MEV_STORAGE == "s3" and not MEV_S3_BUCKET:
+    raise ImproperlyConfigured("MEV_STORAGE=s3 needs MEV_S3_BUCKET.")
+# Behind nginx, downloads are answered with X-Accel-Redirect to its internal location.
+MEV_DOWNLOAD_ACCEL = env.bool("MEV_DOWNLOAD_ACCEL", default=False)
+MEV_DOWNLOAD_ACCEL_PREFIX = env.str("MEV_DOWNLOAD_ACCEL_PREFIX", default="/_protected/")
+MEV_SIGNED_URL_SECONDS = env.int("MEV_SIGNED_URL_SECONDS", default=300)
+MEV_UPLOAD_EXPIRY_HOURS = env.int("MEV_UPLOAD_EXPIRY_HOURS", default=24)
 
 # --- Uploads -------------------------------------------------------------------------------------
 MEV_MAX_UPLOAD_BYTES = env.int("MEV_MAX_UPLOAD_BYTES", default=2 * 1024**3)
@@ -212,6 +230,42 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "tmp")
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
+# Partial resumable uploads; with several web hosts this must be a directory they all share.
+MEV_UPLOAD_PARTIAL_DIR = env.str("MEV_UPLOAD_PARTIAL_DIR", default=str(Path(FILE_UPLOAD_TEMP_DIR) / "tus"))
+
+# --- Jobs ----------------------------------------------------------------------------------------
+MEV_JOBS_DIR = Path(env.str("MEV_JOBS_DIR", default=str(DATA_DIR / "jobs")))
+MEV_OPERATIONS_DIR = Path(env.str("MEV_OPERATIONS_DIR", default=str(DATA_DIR / "operations")))
+MEV_SWEEP_SECONDS = env.float("MEV_SWEEP_SECONDS", default=2.0)
+MEV_SWEEP_BATCH = env.int("MEV_SWEEP_BATCH", default=500)
+MEV_MAX_CONCURRENT_JOBS_PER_USER = env.int("MEV_MAX_CONCURRENT_JOBS_PER_USER", default=4)
+MEV_SUBMIT_GRACE_SECONDS = env.float("MEV_SUBMIT_GRACE_SECONDS", default=5.0)
+MEV_SUBMIT_CLAIM_SECONDS = env.float("MEV_SUBMIT_CLAIM_SECONDS", default=120.0)
+MEV_QUEUED_TIMEOUT_SECONDS = env.float("MEV_QUEUED_TIMEOUT_SECONDS", default=3600.0)
+MEV_SUBMITTED_TIMEOUT_SECONDS = env.float("MEV_SUBMITTED_TIMEOUT_SECONDS", default=600.0)
+MEV_JOB_TIMEOUT_SECONDS = env.int("MEV_JOB_TIMEOUT_SECONDS", default=24 * 3600)
+MEV_JOB_MEMORY_BYTES = env.int("MEV_JOB_MEMORY_BYTES", default=8 * 1024**3)
+MEV_JOB_CPUS = env.int("MEV_JOB_CPUS", default=1)
+MEV_JOB_MAX_CPUS = env.int("MEV_JOB_MAX_CPUS", default=os.cpu_count() or 1)
+MEV_FINALIZE_RETRY_SECONDS = env.float("MEV_FINALIZE_RETRY_SECONDS", default=120.0)
+MEV_FINALIZE_TIMEOUT_SECONDS = env.float("MEV_FINALIZE_TIMEOUT_SECONDS", default=1800.0)
+MEV_RUNNER_ERROR_LIMIT = env.int("MEV_RUNNER_ERROR_LIMIT", default=10)
+MEV_OPERATION_GIT_HOSTS = env.list("MEV_OPERATION_GIT_HOSTS", default=["github.com"])
+MEV_GIT_TIMEOUT_SECONDS = env.int("MEV_GIT_TIMEOUT_SECONDS", default=300)
+
+# --- Remote engines (Cromwell, GA4GH WES) --------------------------------------------------------
+MEV_CROMWELL_URL = env.str("MEV_CROMWELL_URL", default="") or None
+MEV_CROMWELL_OPTIONS = env.json("MEV_CROMWELL_OPTIONS", default={})
+MEV_WES_URL = env.str("MEV_WES_URL", default="") or None
+MEV_WES_BASE_PATH = env.str("MEV_WES_BASE_PATH", default="/ga4gh/wes/v1")
+MEV_WES_FLAVOR = env.str("MEV_WES_FLAVOR", default="toil")
+MEV_WES_WORKFLOW_ENGINE_PARAMETERS = env.json("MEV_WES_WORKFLOW_ENGINE_PARAMETERS", default={})
+MEV_ENGINE_SHARED_DIR = env.str("MEV_ENGINE_SHARED_DIR", default="") or None
+MEV_ENGINE_S3_PREFIX = env.str("MEV_ENGINE_S3_PREFIX", default="")
+MEV_ENGINE_OUTPUT_ROOTS = env.list("MEV_ENGINE_OUTPUT_ROOTS", default=[]) or None
+MEV_ENGINE_TIMEOUT_SECONDS = env.float("MEV_ENGINE_TIMEOUT_SECONDS", default=30.0)
+MEV_ENGINE_SUBMIT_GRACE_SECONDS = env.float("MEV_ENGINE_SUBMIT_GRACE_SECONDS", default=60.0)
+MEV_ENGINE_STARTUP_CHECK = env.bool("MEV_ENGINE_STARTUP_CHECK", default=True)
 
 # --- Celery --------------------------------------------------------------------------------------
 # The quick-start broker is kombu's filesystem transport: no server, the queue is a folder.
@@ -221,7 +275,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     (_BROKER_DIR / "queue").mkdir(parents=True, exist_ok=True)
     (_BROKER_DIR / "processed").mkdir(parents=True, exist_ok=True)
+    (_BROKER_DIR / "control").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "control_folder": str(_BROKER_DIR / "control"),
         "data_folder_in": str(_BROKER_DIR / "queue"),
         "data_folder_out": str(_BROKER_DIR / "queue"),
         "processed_folder": str(_BROKER_DIR / "processed"),
@@ -234,7 +290,14 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("MEV_CELERY_EAGER", default=False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # The one supervisor of job progress (submit, poll, finalize, time out): contract §7.3.2.
+    "sweep-jobs": {"task": "mev.jobs.tasks.sweep_jobs", "schedule": MEV_SWEEP_SECONDS,
+                   "options": {"expires": max(MEV_SWEEP_SECONDS * 5, 10.0)}},
+    "cleanup-stale-uploads": {"task": "mev.resources.tus.cleanup_stale_uploads", "schedule": 3600.0},
+    "cleanup-orphaned-files": {"task": "mev.resources.tasks.cleanup_orphaned_files", "schedule": 86400.0},
+    "cleanup-table-cache": {"task": "mev.resources.tasks.cleanup_table_cache", "schedule": 86400.0},
+}
 
 # --- Production hardening ------------------------------------------------------------------------
 if PRODUCTION:

@@ -17,6 +17,14 @@ urlpatterns = [
     path("api", ApiRootApi.as_view()),
     path("api/", include(api_patterns)),
     path("api/", include("mev.users.urls")),
+    path("api/", include("mev.operations.urls")),
+    path("api/", include("mev.jobs.urls")),
+    path("api/", include("mev.jobs.engine_urls")),
+    path("api/", include("mev.resources.urls")),
+    path("api/", include("mev.resources.urls_contents")),
+    path("api/", include("mev.resource_types.urls")),
+    path("api/", include("mev.workspaces.urls")),
+    path("api/", include("mev.elements.urls")),
 ]
 
 handler400 = "mev.core.exceptions.json_bad_request"

@@ -23,6 +23,9 @@ celery_app.conf.task_eager_propagates = True
 def _isolated_files(settings, tmp_path: Path) -> None:
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.MEDIA_ROOT.mkdir()
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "upload-tmp")
+    settings.MEV_UPLOAD_PARTIAL_DIR = str(tmp_path / "upload-tmp" / "tus")
+    Path(settings.MEV_UPLOAD_PARTIAL_DIR).mkdir(parents=True)
     # Hashing at full strength makes every factory user cost ~0.3 s; tests check behaviour, not cost.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -6,3 +6,7 @@ from django.apps import AppConfig
 class JobsConfig(AppConfig):
     name = "mev.jobs"
     label = "jobs"
+
+    def ready(self) -> None:
+        # Registers the start-up check that warns when a configured engine cannot be reached.
+        from mev.jobs.runners import engines  # noqa: F401

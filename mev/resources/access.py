@@ -14,6 +14,10 @@ def resources_owned_by(user: User) -> QuerySet[Resource]:
 
 
 def resources_readable_by(user: User) -> QuerySet[Resource]:
-    """Owned resources, plus the resources of workspaces shared with the user (read-only)."""
-    shared = workspaces_readable_by(user).exclude(owner=user).values("id")
-    return Resource.objects.filter(Q(owner=user) | Q(workspaces__in=shared)).distinct()
+    """Owned resources, plus every resource in a workspace the user can read (read-only).
+
+    That includes the user's own workspaces: an editor may add their own file to the owner's
+    workspace, and the owner must then see it there.
+    """
+    readable = workspaces_readable_by(user).values("id")
+    return Resource.objects.filter(Q(owner=user) | Q(workspaces__in=readable)).distinct()

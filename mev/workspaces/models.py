@@ -51,16 +51,26 @@ class WorkspaceShare(models.Model):
 
 
 class ShareEvent(models.Model):
-    """Append-only audit of share changes: who did what to whose access, and when."""
+    """Append-only audit of share changes: who did what to whose access, and when.
+
+    The rows outlive the workspace and the users: the links are set to null on deletion, and the
+    workspace id and name and both e-mail addresses are copied when the event is written.
+    """
 
     class Action(models.TextChoices):
         GRANTED = "granted", "Granted"
         CHANGED = "changed", "Changed"
         REVOKED = "revoked", "Revoked"
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="share_events")
+    workspace = models.ForeignKey(
+        Workspace, null=True, blank=True, on_delete=models.SET_NULL, related_name="share_events"
+    )
+    workspace_uuid = models.UUIDField(null=True, blank=True, db_index=True)
+    workspace_name = models.CharField(max_length=255, blank=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    actor_email = models.EmailField(blank=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    user_email = models.EmailField(blank=True)
     action = models.CharField(max_length=16, choices=Action.choices)
     role = models.CharField(max_length=16, choices=ShareRole.choices, blank=True)
     timestamp = models.DateTimeField(default=timezone.now)

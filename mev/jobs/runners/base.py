@@ -48,6 +48,9 @@ class SubmitRequest:
     inputs: dict[str, Any]  # converted inputs: what the engine sees
     workdir: Path  # a fresh directory owned by this execution
     limits: dict[str, Any] = field(default_factory=dict)  # wall_seconds, memory_bytes, cpus
+    # Filled in by `submit` with what later calls need (pid, start time, engine URLs...); the jobs app
+    # stores it as ExecutedOperation.runner_state and passes it back to poll/collect/cancel/logs.
+    runner_state: dict[str, Any] = field(default_factory=dict)
 
 
 class RunnerError(Exception):
@@ -78,6 +81,10 @@ class Runner(ABC):
     @abstractmethod
     def cancel(self, job_id: str, *, runner_state: dict[str, Any]) -> None:
         """Ask the engine to stop the run (idempotent)."""
+
+    def logs(self, job_id: str, *, runner_state: dict[str, Any], max_bytes: int = 20000) -> tuple[str, str]:
+        """(stdout tail, stderr tail) of a run, live or finished; engines without logs return empties."""
+        return "", ""
 
     def health(self) -> dict[str, Any]:
         """A short description of the engine's reachability, for the admin status endpoint."""

@@ -1,0 +1,234 @@
+"""Time contents pages on the Parquet copy against re-parsing the TSV per request.
+
+Run from the repository root: PYTHONPATH=. .venv/bin/python bench/bench_contents.py [--repeat N] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from mev.resource_types.query import query_table
+from mev.resource_types.table_store import write_table
+
+BASE_URL = "http://testserver/api/resources/1/contents/"
+N_ROWS = 60_000
+N_SAMPLES = 500
+
+
+def make_feature_table(rng: np.random.Generator) -> pd.DataFrame:
+    genes = [f"ENSG{i:011d}" for i in range(N_ROWS)]
+    base_mean = rng.lognormal(5, 2, N_ROWS)
+    lfc = rng.normal(0, 1.5, N_ROWS)
+    lfc_se = rng.uniform(0.05, 1.0, N_ROWS)
+    stat = lfc / lfc_se
+    pvalue = rng.uniform(0, 1, N_ROWS) ** 3
+    padj = np.minimum(pvalue * 5, 1.0)
+    padj[rng.uniform(size=N_ROWS) < 0.05] = np.nan  # DESeq2 leaves independent-filtered rows NA
+    return pd.DataFrame(
+        {
+            "baseMean": base_mean,
+            "log2FoldChange": lfc,
+            "lfcSE": lfc_se,
+            "stat": stat,
+            "pvalue": pvalue,
+            "padj": padj,
+        },
+        index=pd.Index(genes, name="gene"),
+    )
+
+
+def make_count_matrix(rng: np.random.Generator) -> pd.DataFrame:
+    genes = [f"ENSG{i:011d}" for i in range(N_ROWS)]
+    samples = [f"sample_{j:03d}" for j in range(N_SAMPLES)]
+    counts = rng.negative_binomial(2, 0.01, size=(N_ROWS, N_SAMPLES)).astype(np.int64)
+    return pd.DataFrame(counts, index=pd.Index(genes, name="gene"), columns=samples)
+
+
+MEMORY_PROBE = """
+import json, sys, time
+from pathlib import Path
+from mev.resource_types.query import query_table
+
+def status_mb(field):
+    # VmHWM is per address space, so unlike ru_maxrss it does not inherit the parent's peak.
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise LookupError(field)
+
+path, params = Path(sys.argv[1]), json.loads(sys.argv[2])
+before = status_mb("VmRSS")
+start = time.perf_counter()
+query_table(path, [tuple(p) for p in params], kind="matrix", base_url="http://testserver/")
+elapsed = (time.perf_counter() - start) * 1000
+print(json.dumps({"growth": status_mb("VmHWM") - before, "ms": elapsed}))
+"""
+
+
+def memory_growth(path: Path, params: list[tuple[str, str]]) -> tuple[float, float]:
+    """Peak RSS growth (MB) and time of one request in a fresh process: cold footer, cold imports done."""
+    result = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(path), json.dumps(params)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    measured = json.loads(result.stdout)
+    return measured["growth"], measured["ms"]
+
+
+def baseline(tsv: Path, params: dict[str, str]) -> list[dict]:
+    """What the original did per request: parse everything, filter, sort, serialise, then slice."""
+    df = pd.read_csv(tsv, sep="\t", index_col=0)
+    if "padj" in params:
+        df = df[df["padj"] < float(params["padj"])]
+    if "sort" in params:
+        df = df.sort_values(params["sort"], na_position="last", kind="stable")
+    records = [
+        {
+            "rowname": name,
+            "values": {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()},
+        }
+        for name, row in zip(df.index, df.to_dict(orient="records"), strict=True)
+    ]
+    page, size = int(params.get("page", 1)), int(params.get("page_size", 50))
+    return records[(page - 1) * size : page * size]
+
+
+def timed(fn: Callable[[], object], repeat: int) -> list[float]:
+    """Wall-clock milliseconds per call; CPU milliseconds are kept in CPU_TIMES for summary()."""
+    fn()  # warm the page cache, imports and the footer cache
+    times, cpu = [], []
+    for _ in range(repeat):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        fn()
+        cpu.append((time.process_time() - start_cpu) * 1000)
+        times.append((time.perf_counter() - start) * 1000)
+    CPU_TIMES[id(times)] = cpu
+    return times
+
+
+# The machine this runs on is shared: CPU time shows the cost of a request without the waiting.
+CPU_TIMES: dict[int, list[float]] = {}
+
+
+def summary(times: list[float]) -> str:
+    text = f"median {statistics.median(times):8.2f} ms  (min {min(times):7.2f} – max {max(times):7.2f})"
+    cpu = CPU_TIMES.get(id(times))
+    if cpu:
+        text += f" cpu {statistics.median(cpu):7.2f} ms"
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--baseline-repeat", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_contents_"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(20260101)
+
+    ft = make_feature_table(rng)
+    ft_tsv, ft_pq = workdir / "ft.tsv", workdir / "ft.parquet"
+    ft.to_csv(ft_tsv, sep="\t")
+    write_table(pa.Table.from_pandas(ft.reset_index(), preserve_index=False), ft_pq, kind="feature")
+
+    mtx = make_count_matrix(rng)
+    mtx_tsv, mtx_pq = workdir / "mtx.tsv", workdir / "mtx.parquet"
+    mtx.to_csv(mtx_tsv, sep="\t")
+    start = time.perf_counter()
+    write_table(pa.Table.from_pandas(mtx.reset_index(), preserve_index=False), mtx_pq, kind="matrix")
+    write_ms = (time.perf_counter() - start) * 1000
+    del mtx
+    gc.collect()
+    print(
+        f"data in {workdir}; matrix parquet {mtx_pq.stat().st_size / 1e6:.1f} MB written in {write_ms:.0f} ms, "
+        f"tsv {mtx_tsv.stat().st_size / 1e6:.1f} MB"
+    )
+
+    middle = str(N_ROWS // 50 // 2)
+    cases = [
+        ("first page", [("page", "1"), ("page_size", "50")], {}),
+        ("middle page", [("page", middle), ("page_size", "50")], {"page": middle}),
+        ("filtered padj<0.05", [("padj", "[lt]:0.05"), ("page", "1"), ("page_size", "50")], {"padj": "0.05"}),
+        (
+            "sorted asc padj",
+            [("sort_vals", "[asc]:padj"), ("page", "1"), ("page_size", "50")],
+            {"sort": "padj"},
+        ),
+        (
+            "filtered+sorted",
+            [
+                ("padj", "[lt]:0.05"),
+                ("log2FoldChange", "[absgt]:2.0"),
+                ("sort_vals", "[asc]:padj"),
+                ("page", "1"),
+            ],
+            {"padj": "0.05", "sort": "padj"},
+        ),
+    ]
+    print(f"\n60,000 x 6 feature table (repeat {args.repeat}; baseline repeat {args.baseline_repeat})")
+    for label, params, base_params in cases:
+        ours = timed(lambda p=params: query_table(ft_pq, p, kind="feature", base_url=BASE_URL), args.repeat)
+        theirs = timed(lambda b=base_params: baseline(ft_tsv, b), args.baseline_repeat)
+        ratio = statistics.median(theirs) / statistics.median(ours)
+        print(f"  {label:22s} parquet {summary(ours)} | baseline {summary(theirs)} | x{ratio:,.0f}")
+
+    print(f"\n60,000 x 500 int64 matrix (repeat {args.repeat}; baseline repeat {args.baseline_repeat})")
+    mtx_cases = [
+        ("first page", [("page", "1"), ("page_size", "50")], {}),
+        (
+            "middle page",
+            [("page", middle), ("page_size", "50")],
+            None,
+        ),  # the baseline costs the same as for the first page
+        ("last page", [("page", "last"), ("page_size", "50")], None),
+        ("sorted asc sample_007", [("sort_vals", "[asc]:sample_007"), ("page", "1")], None),
+        ("filter sample_001>=400", [("sample_001", "[gte]:400"), ("page", "2")], None),
+        ("page_size 10000, page 3", [("page", "3"), ("page_size", "10000")], None),
+        (
+            "rowmean>=250 sort desc",
+            [("__rowmean__", "[gte]:250"), ("sort_vals", "[desc]:__rowmean__"), ("page", "1")],
+            None,
+        ),
+    ]
+    for label, params, base_params in mtx_cases:
+
+        def run(p=params):
+            return query_table(mtx_pq, p, kind="matrix", base_url=BASE_URL)
+
+        slow = "10000" in label or "rowmean" in label or "sorted" in label
+        ours = timed(run, max(3, args.repeat // 4) if slow else args.repeat)
+        growth, cold_ms = memory_growth(mtx_pq, params)
+        line = f"  {label:24s} parquet {summary(ours)} | cold process {cold_ms:7.1f} ms, peak RSS growth {growth:6.1f} MB"
+        if base_params is not None:
+            theirs = timed(lambda b=base_params: baseline(mtx_tsv, b), 1)
+            line += f" | baseline {statistics.median(theirs):8.0f} ms x{statistics.median(theirs) / statistics.median(ours):,.0f}"
+        print(line)
+    print(
+        f"\nmax RSS of the whole run {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB "
+        "(includes generating the matrix)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Time validation + standard TSV + Parquet of a 60,000 x 500 integer count matrix.
+
+Prints medians for: our validate_resource (RNASEQ_COUNT_MTX, tsv and csv input), pandas
+read_csv + to_csv of the same file, and sha256sum of the file, with the ratios between them.
+Both wall-clock and CPU time (all threads, plus child processes for sha256sum) are shown: on a
+shared, busy machine the CPU time is the steadier measure of the work done.
+
+    .venv/bin/python bench/bench_validation.py [--rows 60000] [--cols 500] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mev.resource_types import table_store  # noqa: E402
+from mev.resource_types.validation import validate_resource  # noqa: E402
+
+
+def make_matrix(path: Path, *, rows: int, cols: int, delimiter: str, seed: int = 20240601) -> None:
+    rng = np.random.default_rng(seed)
+    # Mostly one- and two-digit counts with a long tail, like real RNA-seq: ~82 MB as TSV.
+    counts = rng.negative_binomial(1, 0.08, size=(rows, cols)).astype(np.int64)
+    names = ["gene"] + [f"S{j + 1}" for j in range(cols)]
+    arrays = [pa.array([f"ENSG{i:011d}" for i in range(rows)])] + [
+        pa.array(counts[:, j]) for j in range(cols)
+    ]
+    table = pa.table(arrays, names=names)
+    with path.open("wb") as handle:
+        handle.write((delimiter.join(["", *names[1:]]) + "\n").encode())
+        pacsv.write_csv(
+            table,
+            handle,
+            write_options=pacsv.WriteOptions(include_header=False, delimiter=delimiter, quoting_style="none"),
+        )
+
+
+def _cpu() -> float:
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def median_time(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """Median wall-clock and median CPU seconds over ``repeat`` runs."""
+    walls, cpus = [], []
+    for _ in range(repeat):
+        start, start_cpu = time.perf_counter(), _cpu()
+        fn()
+        walls.append(time.perf_counter() - start)
+        cpus.append(_cpu() - start_cpu)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=60_000)
+    parser.add_argument("--cols", type=int, default=500)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--pandas-repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpdir = Path(tmp)
+        tsv = tmpdir / "counts.tsv"
+        csv = tmpdir / "counts.csv"
+        make_matrix(tsv, rows=args.rows, cols=args.cols, delimiter="\t")
+        make_matrix(csv, rows=args.rows, cols=args.cols, delimiter=",")
+        size_mb = tsv.stat().st_size / 1e6
+
+        def ours(path: Path, fmt: str) -> Callable[[], object]:
+            def run() -> object:
+                outcome = validate_resource(
+                    src_path=path, resource_type="RNASEQ_COUNT_MTX", file_format=fmt, out_dir=tmpdir / "out"
+                )
+                assert outcome.ok, outcome.reason
+                return outcome
+
+            return run
+
+        def pandas_rewrite() -> None:
+            frame = pd.read_csv(tsv, sep="\t", index_col=0)
+            frame.to_csv(tmpdir / "pandas.tsv", sep="\t")
+
+        def sha256() -> None:
+            subprocess.run(["sha256sum", str(tsv)], check=True, capture_output=True)
+
+        real_write = table_store.write_table
+        table_store.write_table = lambda *a, **k: None  # type: ignore[assignment]
+        try:
+            t_no_parquet = median_time(ours(tsv, "tsv"), args.repeat)
+        finally:
+            table_store.write_table = real_write  # type: ignore[assignment]
+        t_tsv = median_time(ours(tsv, "tsv"), args.repeat)
+        t_csv = median_time(ours(csv, "csv"), args.repeat)
+        t_sha = median_time(sha256, args.repeat)
+        t_pandas = median_time(pandas_rewrite, args.pandas_repeat)
+
+    print(f"matrix {args.rows} x {args.cols} integers, TSV {size_mb:.1f} MB; medians, wall / cpu seconds")
+    rows = [
+        ("ours (tsv, no Parquet)", t_no_parquet),
+        ("ours (tsv in)", t_tsv),
+        ("ours (csv in)", t_csv),
+        ("pandas read+to_csv", t_pandas),
+        ("sha256sum", t_sha),
+    ]
+    for label, (wall, cpu) in rows:
+        print(f"{label:24s} {wall:7.3f} s  {cpu:7.3f} s cpu")
+    for label, mine in (("tsv", t_tsv), ("csv", t_csv), ("tsv, no Parquet", t_no_parquet)):
+        print(
+            f"pandas / ours({label}): {t_pandas[0] / mine[0]:5.1f}x wall  {t_pandas[1] / mine[1]:5.1f}x cpu"
+        )
+        print(f"ours({label}) / sha256sum: {mine[0] / t_sha[0]:5.1f}x wall  {mine[1] / t_sha[1]:5.1f}x cpu")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Every read about operations. Listings read the stored specs only, never the disk (§7.4.3)."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+
+from mev.core.exceptions import ApplicationError
+from mev.operations.models import Operation, OperationCategory
+
+
+def _with_categories(queryset: QuerySet[Operation]) -> QuerySet[Operation]:
+    return queryset.prefetch_related(Prefetch("categories", queryset=OperationCategory.objects.order_by("category")))
+
+
+def operation_list() -> QuerySet[Operation]:
+    return _with_categories(Operation.objects.filter(active=True))
+
+
+def operation_get(*, operation_id: uuid.UUID | str, active_only: bool = True) -> Operation:
+    queryset = Operation.objects.filter(active=True) if active_only else Operation.objects.all()
+    operation = queryset.filter(pk=operation_id).first()
+    if operation is None:
+        raise ApplicationError("Not found.", status_code=404)
+    return operation
+
+
+def category_names(operation: Operation) -> list[str]:
+    return [c.category for c in operation.categories.all()]
+
+
+def category_tree() -> list[dict[str, Any]]:
+    """[{name, children: [stored spec, ...]}] for active workspace operations; no empty category."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for operation in operation_list().filter(workspace_operation=True):
+        for name in category_names(operation):
+            groups[name].append(operation.spec)
+    return [{"name": name, "children": groups[name]} for name in sorted(groups)]
+
+
+def category_operations(*, category: str) -> list[dict[str, Any]]:
+    return [op.spec for op in operation_list().filter(categories__category=category).distinct()]

@@ -1,0 +1,1 @@
+"""Resource types: the catalogue, validation of uploaded files, and type suggestion."""

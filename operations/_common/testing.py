@@ -1,0 +1,75 @@
+"""Test helpers for bundles: run a bundle as the local runner does, compare to R references.
+
+- ``run_bundle(bundle_dir, inputs, workdir, n_cpus=1) -> BundleRun``: writes inputs.json in a
+  fresh ``workdir`` and runs ``<venv python> <bundle>/main.py inputs.json`` there (no shell).
+- ``REFERENCE_DIR``: /work/main/tests/reference (committed R outputs, see its README).
+- ``de_agreement(ours_lfc, ours_padj, ref_lfc, ref_padj) -> dict``: Pearson r of the log2 fold
+  changes (genes finite in both) and the fraction of genes with the same call at padj < 0.05
+  (NA counts as not significant).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REFERENCE_DIR = Path(__file__).resolve().parents[2] / "tests" / "reference"
+
+
+@dataclass
+class BundleRun:
+    returncode: int
+    outputs: dict | None
+    errors: list | None
+    stdout: str
+    stderr: str
+    workdir: Path
+
+
+def run_bundle(bundle_dir, inputs: dict, workdir, n_cpus: int = 1, timeout: int = 900) -> BundleRun:
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "inputs.json").write_text(json.dumps(inputs))
+    env = dict(os.environ)
+    env.update({"MEV_N_CPUS": str(n_cpus), "OMP_NUM_THREADS": str(n_cpus)})
+    proc = subprocess.run([sys.executable, str(Path(bundle_dir) / "main.py"), "inputs.json"],
+                          cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+    outputs = errors = None
+    if (workdir / "outputs.json").exists():
+        outputs = json.loads((workdir / "outputs.json").read_text())
+    if (workdir / "errors.json").exists():
+        errors = json.loads((workdir / "errors.json").read_text())
+    return BundleRun(proc.returncode, outputs, errors, proc.stdout, proc.stderr, workdir)
+
+
+def read_output_table(run: BundleRun, key: str) -> pd.DataFrame:
+    value = run.outputs[key]
+    path = value["path"] if isinstance(value, dict) else value
+    path = Path(path) if os.path.isabs(path) else run.workdir / path
+    return pd.read_csv(path, sep="\t", index_col=0)
+
+
+def de_agreement(ours_lfc, ours_padj, ref_lfc, ref_padj, cutoff: float = 0.05) -> dict:
+    df = pd.DataFrame({"a": ours_lfc, "b": ref_lfc, "pa": ours_padj, "pb": ref_padj})
+    both = np.isfinite(df.a) & np.isfinite(df.b)
+    r = float(np.corrcoef(df.a[both], df.b[both])[0, 1])
+    sa = df.pa.fillna(1.0) < cutoff
+    sb = df.pb.fillna(1.0) < cutoff
+    return {"r_lfc": r, "call_agreement": float((sa == sb).mean()), "n": int(len(df)),
+            "n_sig_ours": int(sa.sum()), "n_sig_ref": int(sb.sum())}
+
+
+def load_bundle_main(bundle_dir, alias: str):
+    """Import ``<bundle>/main.py`` under a unique module name (every bundle has a main.py, so a
+    plain ``import main`` collides when several bundles are tested in one session)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(alias, Path(bundle_dir) / "main.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

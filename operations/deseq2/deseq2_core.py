@@ -1,0 +1,67 @@
+"""DESeq2 two-group Wald test on pydeseq2, with R ``results()`` defaults.
+
+``run_deseq2(counts, base_ids, exp_ids, n_cpus) -> (results DataFrame, size factors, info)``
+``counts`` is genes x samples (integers). Results columns: baseMean, log2FoldChange, lfcSE, stat,
+pvalue, padj (index = genes, input order).
+"""
+from __future__ import annotations
+
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+
+ALPHA = 0.1  # DESeq2 results() default (pydeseq2's default is 0.05)
+
+
+def run_deseq2(counts: pd.DataFrame, base_ids: list[str], exp_ids: list[str], n_cpus: int = 1):
+    from pydeseq2.dds import DeseqDataSet
+    from pydeseq2.default_inference import DefaultInference
+    from pydeseq2.ds import DeseqStats
+
+    samples = list(base_ids) + list(exp_ids)
+    X = counts[samples].T  # samples x genes
+    # internal, formula-safe level names; the reference level is "base"
+    meta = pd.DataFrame({"condition": ["base"] * len(base_ids) + ["exp"] * len(exp_ids)},
+                        index=samples)
+    inference = DefaultInference(n_cpus=n_cpus)
+    info = {"dispersion_fallback": False}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dds = DeseqDataSet(counts=X, metadata=meta, design="~condition", refit_cooks=True,
+                           inference=inference, quiet=True, n_cpus=n_cpus)
+        dds.fit_size_factors()
+        dds.fit_genewise_dispersions()
+        try:
+            dds.fit_dispersion_trend()
+            dds.fit_dispersion_prior()
+            dds.fit_MAP_dispersions()
+            if not np.isfinite(dds.var.loc[dds.var["non_zero"], "dispersions"]).all():
+                raise FloatingPointError("non-finite MAP dispersions")
+        except Exception as exc:  # trend fit failed (tiny/degenerate tables)
+            print(f"Dispersion trend fit failed ({exc}); using gene-wise dispersion estimates.",
+                  file=sys.stderr)
+            info["dispersion_fallback"] = True
+            dds.var["dispersions"] = dds.var["genewise_dispersions"].copy()
+            dds.var["_outlier_genes"] = False
+            if "fitted_dispersions" not in dds.var:
+                dds.var["fitted_dispersions"] = dds.var["genewise_dispersions"].copy()
+        dds.fit_LFC()
+        dds.calculate_cooks()
+        if dds.refit_cooks:
+            dds.refit()
+        stats = DeseqStats(dds, contrast=["condition", "exp", "base"], alpha=ALPHA,
+                           cooks_filter=True, independent_filter=True, inference=inference,
+                           quiet=True, n_cpus=n_cpus)
+        stats.summary()
+    res = stats.results_df.reindex(counts.index)
+    res = res[["baseMean", "log2FoldChange", "lfcSE", "stat", "pvalue", "padj"]].astype(float)
+    # all-zero genes: baseMean 0, everything else NA (as DESeq2)
+    zero = counts.sum(axis=1) == 0
+    res.loc[zero, "baseMean"] = 0.0
+    res.loc[zero, ["log2FoldChange", "lfcSE", "stat", "pvalue", "padj"]] = np.nan
+    size_factors = pd.Series(np.asarray(dds.obs["size_factors"], dtype=float), index=samples)
+    info["dispersions"] = pd.Series(np.asarray(dds.var["dispersions"], dtype=float),
+                                    index=counts.index)
+    return res, size_factors, info

@@ -1,0 +1,81 @@
+"""Validation and contents with object storage (S3 through moto's server on loopback)."""
+
+from __future__ import annotations
+
+import socket
+
+import boto3
+import pytest
+
+from mev.resources import storage
+from mev.resources.validation import resource_validate_now
+from tests.resources.validated_factory import make_resource
+
+pytestmark = pytest.mark.django_db
+BUCKET = "mev-contents-test"
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(settings, moto_endpoint, monkeypatch, tmp_path):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    settings.MEV_STORAGE = "s3"
+    settings.MEV_S3_BUCKET = BUCKET
+    settings.MEV_S3_ENDPOINT_URL = moto_endpoint
+    settings.MEV_S3_REGION = "us-east-1"
+    settings.MEV_S3_PREFIX = "files"
+    settings.AWS_ACCESS_KEY_ID = "testing"
+    settings.AWS_SECRET_ACCESS_KEY = "testing"  # noqa: S105
+    settings.DATA_DIR = tmp_path / "data"
+    client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106
+    try:
+        client.create_bucket(Bucket=BUCKET)
+    except client.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    assert storage.backend_name() == "s3"
+    return client
+
+
+def _objects(client) -> set[str]:
+    listing = client.list_objects_v2(Bucket=BUCKET).get("Contents", [])
+    return {item["Key"].removeprefix("files/") for item in listing}
+
+
+def test_validation_and_contents_on_object_storage(s3, user, auth_client, settings,
+                                                   django_capture_on_commit_callbacks) -> None:
+    resource = make_resource(user, "gene\tS1\tS2\nG1\t1\t2\nG2\t3\t4\n", resource_type="MTX", file_format="tsv")
+    assert resource.status == "" and resource.resource_type == "MTX"
+    assert {resource.datafile, resource.standardized_file, resource.table_file} <= _objects(s3)
+
+    body = auth_client.get(f"/api/resources/{resource.pk}/contents/?S1=[gt]:2").json()
+    assert body == [{"rowname": "G2", "values": {"S1": 3, "S2": 4}}]
+    cached = list((settings.DATA_DIR / "cache" / "tables").iterdir())
+    assert len(cached) == 1
+    assert auth_client.get(f"/api/resources/{resource.pk}/contents/preview").status_code == 200
+
+    old = {resource.standardized_file, resource.table_file}
+    with django_capture_on_commit_callbacks(execute=True):
+        again = resource_validate_now(resource=resource, resource_type="EXP_MTX", file_format="tsv")
+    assert again.resource_type == "EXP_MTX"
+    remaining = _objects(s3)
+    assert not (old & remaining)
+    assert {again.datafile, again.standardized_file, again.table_file} <= remaining
+
+
+def test_json_on_object_storage(s3, user, auth_client) -> None:
+    resource = make_resource(user, '{"centroids": [1]}', resource_type="JSON", file_format="json")
+    assert auth_client.get(f"/api/resources/{resource.pk}/contents/").json() == {"centroids": [1]}

@@ -1,0 +1,147 @@
+"""The storage interface on both backends; S3 runs against moto's server on loopback."""
+
+from __future__ import annotations
+
+import io
+import socket
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+
+from mev.resources import storage
+from mev.resources.models import Resource
+from tests.resources.helpers import upload
+
+pytestmark = pytest.mark.django_db
+BUCKET = "mev-test-bucket"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(settings, moto_endpoint, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    settings.MEV_STORAGE = "s3"
+    settings.MEV_S3_BUCKET = BUCKET
+    settings.MEV_S3_ENDPOINT_URL = moto_endpoint
+    settings.MEV_S3_REGION = "us-east-1"
+    settings.MEV_S3_PREFIX = "mev-files"
+    settings.AWS_ACCESS_KEY_ID = "testing"
+    settings.AWS_SECRET_ACCESS_KEY = "testing"  # noqa: S105
+    client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106
+    try:
+        client.create_bucket(Bucket=BUCKET)
+    except client.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    yield client
+
+
+@pytest.fixture
+def local_tmp(settings, tmp_path: Path) -> None:
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "tmp")
+    Path(settings.FILE_UPLOAD_TEMP_DIR).mkdir()
+
+
+def _roundtrip(data: bytes) -> None:
+    key = storage.new_key(owner_id="o", resource_id="r", suffix=".tsv")
+    assert key.startswith("o/r/") and key.endswith(".tsv")
+    assert not storage.exists(key)
+    size, sha = storage.save_stream(key=key, fileobj=io.BytesIO(data))
+    assert size == len(data) and len(sha) == 64
+    assert storage.exists(key) and storage.size(key) == len(data)
+    with pytest.raises(storage.KeyExistsError):
+        storage.save_stream(key=key, fileobj=io.BytesIO(b"other"))
+    handle = storage.open_read(key)
+    try:
+        assert handle.read() == data
+    finally:
+        handle.close()
+    with storage.local_copy(key) as path:
+        assert Path(path).read_bytes() == data
+        copy_path = Path(path)
+    storage.delete(key)
+    storage.delete(key)  # idempotent
+    assert not storage.exists(key)
+    return copy_path
+
+
+def test_local_backend(local_tmp, settings):
+    data = b"x" * (3 * storage.CHUNK_SIZE + 17)
+    copy_path = _roundtrip(data)
+    assert copy_path.is_relative_to(Path(settings.MEDIA_ROOT))
+    assert storage.presigned_url("a/b/c", filename="x") is None
+    assert storage.local_path("a/b/c") == Path(settings.MEDIA_ROOT) / "a/b/c"
+
+
+@pytest.mark.parametrize("bad", ["", "/abs", "../x", "a/../b", "a//b", "a\\b", "a/./b"])
+def test_bad_keys_are_refused(bad):
+    with pytest.raises(storage.StorageError):
+        storage.check_key(bad)
+
+
+def test_new_keys_are_unique_and_ignore_names():
+    keys = {storage.new_key(owner_id=1, resource_id=2) for _ in range(100)}
+    assert len(keys) == 100
+    with pytest.raises(storage.StorageError):
+        storage.new_key(owner_id=1, resource_id=2, suffix="/../x")
+
+
+def test_save_path_move_consumes_the_source(local_tmp, tmp_path):
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"abc")
+    key = storage.new_key(owner_id="o", resource_id="r")
+    assert storage.save_path(key=key, path=src, move=True)[0] == 3
+    assert not src.exists() and storage.exists(key)
+
+
+def test_s3_backend(s3, local_tmp, settings):
+    copy_path = _roundtrip(b"y" * (2 * storage.CHUNK_SIZE + 5))
+    assert not copy_path.exists()  # the temporary copy is removed on exit
+    assert storage.local_path("a/b") is None
+
+
+def test_s3_upload_download_presigned_delete(s3, local_tmp, auth_client, settings, django_capture_on_commit_callbacks):
+    data = b"gene\tA\ng1\t1\n"
+    response = upload(auth_client, data, 'my "file".tsv')
+    assert response.status_code == 201, response.content
+    resource = Resource.objects.get(pk=response.json()["id"])
+    head = s3.head_object(Bucket=BUCKET, Key=f"mev-files/{resource.datafile}")
+    assert head["ContentLength"] == len(data)
+
+    download = auth_client.get(f"/api/resources/download/{resource.pk}/")
+    assert download.status_code == 302
+    with urllib.request.urlopen(download["Location"]) as fetched:  # noqa: S310 - loopback moto
+        assert fetched.read() == data
+        assert 'filename="my _file_.tsv"' in fetched.headers["Content-Disposition"]
+
+    signed = auth_client.get(f"/api/resources/signed-url/{resource.pk}/").json()
+    assert signed["download_type"] == "remote"
+    assert "X-Amz-Expires=300" in signed["url"]
+    with urllib.request.urlopen(signed["url"]) as fetched:  # noqa: S310
+        assert fetched.read() == data
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert auth_client.delete(f"/api/resources/{resource.pk}/").status_code == 200
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(signed["url"])  # noqa: S310
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix=f"mev-files/{resource.owner_id}/{resource.pk}/")["KeyCount"] == 0
