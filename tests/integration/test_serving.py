@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -53,8 +54,20 @@ def test_a_long_query_string_is_accepted(stack, nginx_url):
     assert response.status_code == 200
 
 
-def test_a_request_commits_then_a_real_worker_sends_the_mail(stack, nginx_url, celery_worker, tmp_path):
-    """Feedback → transaction commit → task on Redis → worker → the admins' e-mail is written."""
+@pytest.fixture(params=["redis", "rabbitmq", "filesystem"])
+def broker(request, stack):
+    """Each broker the settings support; set before gunicorn and the worker start, so both use it."""
+    urls = {
+        "redis": os.environ.get("MEV_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
+        "rabbitmq": os.environ.get("MEV_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//"),
+        "filesystem": "filesystem://",  # the quick-start broker: a folder in the data directory
+    }
+    stack.env["CELERY_BROKER_URL"] = urls[request.param]
+    return request.param
+
+
+def test_a_request_commits_then_a_real_worker_sends_the_mail(broker, stack, nginx_url, celery_worker, tmp_path):
+    """Feedback → transaction commit → task on the broker → worker → the admins' e-mail is written."""
     user = UserFactory()
     token = requests.post(f"{nginx_url}/api/token/", json={"email": user.email, "password": DEFAULT_PASSWORD},
                           timeout=10).json()["access"]
@@ -69,3 +82,5 @@ def test_a_request_commits_then_a_real_worker_sends_the_mail(stack, nginx_url, c
     sent = "".join(p.read_text() for p in mail_dir.iterdir())
     assert "ops@example.org" in sent and "the heatmap is lovely" in sent
     assert "send_admin_email" in stack.log("celery")
+    # The worker really used the broker under test (its banner names the transport).
+    assert f"transport:   {stack.env['CELERY_BROKER_URL'].split(':')[0]}://" in stack.log("celery")
