@@ -12,8 +12,11 @@ spec="."
 [ -n "$extras" ] && spec=".[$extras]"
 stamp=".venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)-${extras:-base}"
 if [ ! -f "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet --upgrade pip setuptools wheel 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -m pip install --quiet -e "$spec" 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -c "import django, rest_framework, celery" # fail loudly if the install did not happen
+  log=.venv/install.log
+  echo "Installing into .venv (log: $log)..."
+  if ! { .venv/bin/python -m pip install --upgrade pip setuptools wheel \
+         && .venv/bin/python -m pip install -e "$spec"; } >"$log" 2>&1; then
+    tail -30 "$log"; echo "venv.sh: the installation failed; the whole log is $log" >&2; exit 1
+  fi
   touch "$stamp"
 fi
