@@ -17,6 +17,7 @@ urlpatterns = [
     path("api", ApiRootApi.as_view()),
     path("api/", include(api_patterns)),
     path("api/", include("mev.users.urls")),
+    path("api/", include("mev.core.urls")),
     path("api/", include("mev.operations.urls")),
     path("api/", include("mev.jobs.urls")),
     path("api/", include("mev.jobs.engine_urls")),

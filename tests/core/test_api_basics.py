@@ -105,3 +105,9 @@ class TestCors:
     def test_other_origins_are_not_reflected(self, api_client):
         response = api_client.get("/api/", HTTP_ORIGIN="https://evil.example")
         assert "Access-Control-Allow-Origin" not in response
+
+
+def test_globus_transfers_are_an_empty_list_when_globus_is_off(auth_client, api_client):
+    assert auth_client.get("/api/globus/transfer/").json() == []
+    assert auth_client.get("/api/globus/transfer").status_code == 200
+    assert api_client.get("/api/globus/transfer/").status_code == 401
