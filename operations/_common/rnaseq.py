@@ -1,9 +1,14 @@
 """Count-normalisation helpers shared by bundles (edgeR-compatible TMM, CPM, BH).
 
-- ``tmm_norm_factors(counts, lib_size=None, logratio_trim=0.3, sum_trim=0.05) -> ndarray``:
+- ``tmm_norm_factors(counts, lib_size=None, logratio_trim=0.3, sum_trim=0.05, *,
+  quantile_then_scale=False) -> ndarray``:
   edgeR ``calcNormFactors(method="TMM")`` (reference sample = the one whose upper quartile is
   closest to the mean upper quartile; precision-weighted trimmed mean of M values; factors scaled
-  to a geometric mean of 1).
+  to a geometric mean of 1). Keyword ``quantile_then_scale=True`` takes each sample's upper
+  quartile of the counts and then divides by its library size, as edgeR does since late 2020
+  (3.40 made the committed references); the default (quartile of counts / library size, older
+  edgeR) agrees with it up to rounding, which only matters when two samples are (nearly) tied
+  for the reference.
 - ``cpm(counts, lib_size, log=False, prior_count=2) -> ndarray``: counts per million on the
   effective library sizes (lib_size * norm factors). ``log=True`` follows edgeR ``cpm(log=TRUE)``.
 - ``bh_adjust(p) -> ndarray``: Benjamini-Hochberg, NaN kept as NaN (R ``p.adjust(method="BH")``).
@@ -31,14 +36,15 @@ def _tmm_factor(obs, ref, n_obs, n_ref, logratio_trim, sum_trim, acutoff=-1e10):
     rl = rankdata(log_r)  # ties -> average, as R's rank()
     ra = rankdata(abs_e)
     keep = (rl >= lo_l) & (rl <= hi_l) & (ra >= lo_s) & (ra <= hi_s)
-    f = np.nansum(log_r[keep] / v[keep]) / np.nansum(1 / v[keep])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = np.nansum(log_r[keep] / v[keep]) / np.nansum(1 / v[keep])
     if not np.isfinite(f):
         f = 0.0
     return float(2.0 ** f)
 
 
 def tmm_norm_factors(counts, lib_size=None, logratio_trim: float = 0.3,
-                     sum_trim: float = 0.05) -> np.ndarray:
+                     sum_trim: float = 0.05, *, quantile_then_scale: bool = False) -> np.ndarray:
     x = np.asarray(counts, dtype=float)
     if lib_size is None:
         lib_size = x.sum(axis=0)
@@ -46,8 +52,10 @@ def tmm_norm_factors(counts, lib_size=None, logratio_trim: float = 0.3,
     x = x[(x > 0).any(axis=1)]  # drop rows that are zero in every sample
     if x.shape[0] == 0 or x.shape[1] < 2:
         return np.ones(x.shape[1])
-    y = x / lib_size[None, :]
-    f75 = np.quantile(y, 0.75, axis=0)  # R quantile type 7 = numpy 'linear'
+    if quantile_then_scale:
+        f75 = np.quantile(x, 0.75, axis=0) / lib_size  # R quantile type 7 = numpy 'linear'
+    else:
+        f75 = np.quantile(x / lib_size[None, :], 0.75, axis=0)
     if np.median(f75) < 1e-20:
         ref_col = int(np.argmax(np.sqrt(x).sum(axis=0)))
     else:

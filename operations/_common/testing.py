@@ -2,6 +2,13 @@
 
 - ``run_bundle(bundle_dir, inputs, workdir, n_cpus=1) -> BundleRun``: writes inputs.json in a
   fresh ``workdir`` and runs ``<venv python> <bundle>/main.py inputs.json`` there (no shell).
+- ``tool_runner(bundle_dir, timeout=120)`` -> ``run_tool(tmp_path, inputs)`` returning
+  ``(returncode, outputs, errors, workdir)``: ``run_bundle`` in ``tmp_path / "work"``.
+- ``parse_spec_with_back_end(bundle_dir, spec_doc)``: the whole spec as ``mev.operations``
+  ingests it (mode "local", main.py present); skipped when the back end is not importable.
+- ``convert_outputs_with_back_end(bundle_dir, outputs) -> dict``: every output value of the
+  bundle's spec as the runner converts it (files are checked for their type).
+- ``load_bundle_main(bundle_dir, alias)``: import ``<bundle>/main.py`` under a unique name.
 - ``REFERENCE_DIR``: /work/main/tests/reference (committed R outputs, see its README).
 - ``de_agreement(ours_lfc, ours_padj, ref_lfc, ref_padj) -> dict``: Pearson r of the log2 fold
   changes (genes finite in both) and the fraction of genes with the same call at padj < 0.05
@@ -19,7 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-REFERENCE_DIR = Path(__file__).resolve().parents[2] / "tests" / "reference"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+REFERENCE_DIR = REPO_ROOT / "tests" / "reference"
+BACK_END_RESOURCE_TYPES = frozenset({"MTX", "I_MTX", "EXP_MTX", "RNASEQ_COUNT_MTX", "JSON"})
 
 
 @dataclass
@@ -46,6 +55,35 @@ def run_bundle(bundle_dir, inputs: dict, workdir, n_cpus: int = 1, timeout: int 
     if (workdir / "errors.json").exists():
         errors = json.loads((workdir / "errors.json").read_text())
     return BundleRun(proc.returncode, outputs, errors, proc.stdout, proc.stderr, workdir)
+
+
+def tool_runner(bundle_dir, timeout: int = 120):
+    """``run_tool(tmp_path, inputs) -> (returncode, outputs, errors, workdir)`` for one bundle:
+    ``run_bundle`` in a fresh ``tmp_path / "work"``."""
+    def run_tool(tmp_path, inputs):
+        result = run_bundle(bundle_dir, inputs, Path(tmp_path) / "work", timeout=timeout)
+        return result.returncode, result.outputs, result.errors, result.workdir
+    return run_tool
+
+
+def parse_spec_with_back_end(bundle_dir, spec_doc, known_resource_types=BACK_END_RESOURCE_TYPES):
+    """The whole spec as mev.operations ingests it (mode "local", main.py present)."""
+    import pytest
+    sys.path.insert(0, str(REPO_ROOT))
+    spec_module = pytest.importorskip("mev.operations.spec")
+    return spec_module.parse_operation_spec(
+        spec_doc, known_resource_types=set(known_resource_types), known_modes={"local"},
+        bundle_dir=Path(bundle_dir))
+
+
+def convert_outputs_with_back_end(bundle_dir, outputs: dict) -> dict:
+    """Every output value as the runner converts it (files are checked for their type)."""
+    import pytest
+    sys.path.insert(0, str(REPO_ROOT))
+    converters = pytest.importorskip("mev.operations.converters")
+    spec = json.loads((Path(bundle_dir) / "operation_spec.json").read_text())
+    return {key: converters.convert_output(out["converter"], outputs.get(key), output_spec=out)
+            for key, out in spec["outputs"].items()}
 
 
 def read_output_table(run: BundleRun, key: str) -> pd.DataFrame:

@@ -5,9 +5,14 @@ covariates, batch-free means, quantile matching between the fitted and batch-fre
 """
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
-from scipy import optimize, special, stats
-from scipy.interpolate import CubicSpline
+from scipy import optimize, stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _common.edger_math import maximize_interpolant, nb_loglik  # noqa: E402
 
 
 class ConfoundedError(ValueError):
@@ -67,14 +72,6 @@ def nb_glm_fit(y, X, offset, dispersion, maxit=200, tol=1e-9):
     return beta, mu
 
 
-def nb_loglik(y, mu, phi):
-    r = 1 / phi
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ll = (special.gammaln(y + r) - special.gammaln(r) - special.gammaln(y + 1)
-              + r * np.log(r / (r + mu)) + np.where(y > 0, y * np.log(mu / (r + mu)), 0.0))
-    return ll.sum(axis=1)
-
-
 def adjusted_profile_loglik(disp, y, X, offset):
     """Cox-Reid adjusted profile log-likelihood per gene (disp scalar or per gene)."""
     G = y.shape[0]
@@ -101,37 +98,6 @@ def common_dispersion(y, X, min_row_sum=5):
     return float(res.x ** 4)
 
 
-def _maximize_interpolant(x, ll):
-    """Row-wise maximiser of a natural cubic spline through (x, ll[i, :]) (edgeR
-    maximizeInterpolant): searches the two spline pieces next to the best grid point."""
-    x = np.asarray(x, float)
-    ll = np.atleast_2d(np.asarray(ll, float))
-    G, K = ll.shape
-    cs = CubicSpline(x, ll.T, bc_type="natural", axis=0)
-    c = cs.c  # (4, K-1, G): c0*(t)^3 + c1*t^2 + c2*t + c3, t = x - x[i]
-    imax = np.argmax(ll, axis=1)
-    best_x = x[imax].copy()
-    best_y = ll[np.arange(G), imax].copy()
-    for side in (-1, 0):
-        seg = imax + side
-        ok = (seg >= 0) & (seg < K - 1)
-        segc = np.clip(seg, 0, K - 2)
-        a, b, cc, d = (c[k, segc, np.arange(G)] for k in range(4))
-        h = x[segc + 1] - x[segc]
-        # derivative 3a t^2 + 2b t + cc = 0
-        disc = (2 * b) ** 2 - 12 * a * cc
-        for sgn in (-1.0, 1.0):
-            with np.errstate(divide="ignore", invalid="ignore"):
-                t = np.where(np.abs(a) > 1e-300, (-2 * b + sgn * np.sqrt(np.maximum(disc, 0)))
-                             / (6 * a), -cc / (2 * b))
-            valid = ok & (disc >= 0) & np.isfinite(t) & (t >= 0) & (t <= h)
-            val = ((a * t + b) * t + cc) * t + d
-            better = valid & (val > best_y)
-            best_x = np.where(better, x[segc] + t, best_x)
-            best_y = np.where(better, val, best_y)
-    return best_x
-
-
 def tagwise_dispersion(y, X, common, min_row_sum=5, grid_npts=11, grid_range=(-6, 6)):
     """edgeR estimateGLMTagwiseDisp(prior.df=0, trend=FALSE): APL on a grid common·2^k,
     k in [-6, 6] (11 points), maximiser of the natural-spline interpolant; genes with row sum
@@ -143,7 +109,7 @@ def tagwise_dispersion(y, X, common, min_row_sum=5, grid_npts=11, grid_range=(-6
         return out
     pts = np.linspace(grid_range[0], grid_range[1], grid_npts)
     apl = np.column_stack([adjusted_profile_loglik(common * 2 ** k, y[keep], X, offset) for k in pts])
-    out[keep] = common * 2 ** _maximize_interpolant(pts, apl)
+    out[keep] = common * 2 ** maximize_interpolant(pts, apl)
     return out
 
 

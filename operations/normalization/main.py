@@ -18,6 +18,7 @@ from _common import (  # noqa: E402
     run,
     write_outputs,
 )
+from _common.rnaseq import tmm_norm_factors  # noqa: E402
 
 METHODS = ("CSS", "TSS", "DESeq2", "TMM", "UQ")
 MAX_LISTED = 10
@@ -54,50 +55,9 @@ def deseq2(counts: np.ndarray) -> np.ndarray:
     return counts / deseq2_size_factors(counts)
 
 
-def _tmm_factor(obs, ref, lib_obs, lib_ref, logratio_trim=0.3, sum_trim=0.05, acutoff=-1e10):
-    """edgeR's weighted trimmed mean of M-values of ``obs`` against ``ref`` (as 2^f)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_r = np.log2((obs / lib_obs) / (ref / lib_ref))
-        abs_e = (np.log2(obs / lib_obs) + np.log2(ref / lib_ref)) / 2
-        v = (lib_obs - obs) / lib_obs / obs + (lib_ref - ref) / lib_ref / ref
-    fin = np.isfinite(log_r) & np.isfinite(abs_e) & (abs_e > acutoff)
-    log_r, abs_e, v = log_r[fin], abs_e[fin], v[fin]
-    if log_r.size == 0 or np.max(np.abs(log_r)) < 1e-6:
-        return 1.0
-    n = log_r.size
-    lo_l = np.floor(n * logratio_trim) + 1
-    hi_l = n + 1 - lo_l
-    lo_s = np.floor(n * sum_trim) + 1
-    hi_s = n + 1 - lo_s
-    # average ranks for ties, as R's rank()
-    rank_r = pd.Series(log_r).rank(method="average").to_numpy()
-    rank_e = pd.Series(abs_e).rank(method="average").to_numpy()
-    keep = (rank_r >= lo_l) & (rank_r <= hi_l) & (rank_e >= lo_s) & (rank_e <= hi_s)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        num = np.nansum(log_r[keep] / v[keep])
-        den = np.nansum(1 / v[keep])
-        f = num / den
-    if not np.isfinite(f):
-        f = 0.0
-    return float(2.0 ** f)
-
-
 def tmm_factors(counts: np.ndarray) -> np.ndarray:
     """edgeR ``calcNormFactors(method="TMM")`` normalization factors (geometric mean 1)."""
-    lib_size = counts.sum(axis=0)
-    n_samples = counts.shape[1]
-    x = counts[(counts > 0).any(axis=1)]  # all-zero genes are dropped first
-    if x.shape[0] == 0 or n_samples == 1:
-        return np.ones(n_samples)
-    # reference = the sample whose upper-quartile/library-size is closest to the mean of those
-    f75 = np.quantile(x, 0.75, axis=0) / lib_size
-    if np.median(f75) < 1e-20:
-        ref_col = int(np.argmax(np.sqrt(x).sum(axis=0)))
-    else:
-        ref_col = int(np.argmin(np.abs(f75 - f75.mean())))
-    f = np.array([_tmm_factor(x[:, j], x[:, ref_col], lib_size[j], lib_size[ref_col])
-                  for j in range(n_samples)])
-    return f / np.exp(np.mean(np.log(f)))
+    return tmm_norm_factors(counts, quantile_then_scale=True)
 
 
 def tmm(counts: np.ndarray) -> np.ndarray:

@@ -16,33 +16,27 @@ from __future__ import annotations
 import io
 import json
 import re
-import time
 import zipfile
 from pathlib import Path
 from typing import Any
 
-from mev.jobs.runners.base import (
-    Runner,
-    RunnerError,
-    RunPhase,
-    RunResult,
-    RunStatus,
-    SubmitRequest,
-    register_runner,
-)
+from mev.jobs.runners.base import RunnerError, RunPhase, RunResult, RunStatus, SubmitRequest, register_runner
 from mev.jobs.runners.engines import (
     NO_RECORD_MESSAGE,
+    EngineRunner,
     InputStager,
     bundle_workflow_files,
+    engine_error,
     engine_setting,
     fetch_output,
     is_file_output,
     read_local_tail,
     release_inputs,
+    submission_state,
     wall_seconds,
     within_grace,
 )
-from mev.jobs.runners.http import EngineClient, decode_json, error_text, json_setting
+from mev.jobs.runners.http import decode_json, json_setting
 
 API_PATH = "api/workflows/v1"
 LABEL_EXECUTION_ID = "mev-execution-id"
@@ -98,18 +92,13 @@ def dependencies_zip(bundle: Path, main: str = "main.wdl") -> bytes | None:
     return buffer.getvalue()
 
 
-class CromwellRunner(Runner):
+class CromwellRunner(EngineRunner):
     name = "cromwell"
-    stages_local_paths = False
+    engine_label = "Cromwell"
+    health_route = "engine/v1/version"
 
-    def __init__(self, client: EngineClient | None = None) -> None:
-        self._client = client
-
-    def _engine(self, runner_state: dict[str, Any] | None = None) -> EngineClient:
-        if self._client is not None:
-            return self._client
-        self._client = EngineClient((runner_state or {}).get("base_url") or cromwell_url())
-        return self._client
+    def engine_url(self) -> str:
+        return cromwell_url()
 
     # -- submit -----------------------------------------------------------------------------------
 
@@ -143,18 +132,13 @@ class CromwellRunner(Runner):
         engine = self._engine()
         response = engine.post(API_PATH, data=data, files=files, idempotent=False)
         if not response.ok:
-            raise RunnerError(f"Cromwell refused the workflow: {error_text(response)} "
-                              f"(HTTP {response.status_code})", transient=response.status_code == 429)
+            raise engine_error(response, "Cromwell refused the workflow: ", transient_statuses=(429,))
         body = decode_json(response)
         workflow_id = body.get("id") if isinstance(body, dict) else None
         if not isinstance(workflow_id, str) or not workflow_id:
             raise RunnerError("Cromwell accepted the workflow but returned no id.")
-        request.runner_state.update({
-            "engine": "cromwell", "base_url": engine.base_url, "workflow_id": workflow_id,
-            "submitted_at": time.time(), "staged_inputs": stager.mapped,
-            "shared_inputs_dir": str(stager.target) if stager.target and stager.mapped else None,
-            "output_specs": request.operation_spec.get("outputs") or {},
-        })
+        request.runner_state.update(submission_state(engine, stager, request, engine="cromwell",
+                                                     workflow_id=workflow_id))
         return workflow_id
 
     # -- status -----------------------------------------------------------------------------------
@@ -165,16 +149,13 @@ class CromwellRunner(Runner):
         if response.status_code == 404:
             return None
         if not response.ok:
-            raise RunnerError(f"Cromwell: {error_text(response)} (HTTP {response.status_code})",
-                              transient=response.status_code in (408, 429))
+            raise engine_error(response, "Cromwell: ")
         return decode_json(response)
 
     def poll(self, job_id: str, *, runner_state: dict[str, Any]) -> RunStatus:
         body = self._get(job_id, "status", runner_state)
         if body is None:
-            if within_grace(runner_state):
-                return RunStatus(RunPhase.SUBMITTED, detail="not yet recorded by Cromwell")
-            return RunStatus(RunPhase.FAILED, detail="unknown to Cromwell", error_messages=[NO_RECORD_MESSAGE])
+            return self.lost_or_waiting(runner_state)
         state = str(body.get("status", "")) if isinstance(body, dict) else ""
         phase = _PHASES.get(state)
         if phase is None:
@@ -250,22 +231,15 @@ class CromwellRunner(Runner):
     def cancel(self, job_id: str, *, runner_state: dict[str, Any]) -> None:
         if not job_id:
             return
-        response = self._engine(runner_state).post(f"{API_PATH}/{job_id}/abort")
-        if response.ok or response.status_code == 404:  # 404: already finished, or unknown
-            return
-        raise RunnerError(f"Cromwell did not abort the workflow: {error_text(response)} "
-                          f"(HTTP {response.status_code})", transient=response.status_code in (408, 429))
+        # 404: already finished, or unknown
+        self._cancel_run(f"{API_PATH}/{job_id}/abort", runner_state, gone_statuses=(404,),
+                         error_prefix="Cromwell did not abort the workflow: ")
 
     # -- health -----------------------------------------------------------------------------------
 
-    def health(self, *, timeout: float = 5.0, tries: int = 2) -> dict[str, Any]:
-        client = self._client or EngineClient(cromwell_url(), timeout=timeout, tries=tries)
-        try:
-            body = client.get_json("engine/v1/version")
-        except RunnerError as exc:
-            return {"ok": False, "error": str(exc)}
+    def version_of(self, body: Any) -> str:
         version = body.get("cromwell") if isinstance(body, dict) else None
-        return {"ok": True, "version": f"cromwell {version}" if version else ""}
+        return f"cromwell {version}" if version else ""
 
 
 def _fetch_files(value: Any, *, key: str, workdir: Path) -> Any:

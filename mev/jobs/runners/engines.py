@@ -16,6 +16,11 @@ already inside the work directory is recorded where it is, never copied twice, a
 reuses what it fetched. Local paths are read only under `MEV_ENGINE_OUTPUT_ROOTS` (default: the
 shared directory), so a workflow cannot make a server file the user's output.
 
+Runners. `EngineRunner` is what the Cromwell and WES runners share: one `EngineClient` (injected, or
+built from the run's recorded base URL, else the configured one), the answer to a 404 for a run
+(`lost_or_waiting`), what a submission records in `runner_state` (`submission_state`), the error
+for an engine's refusal (`engine_error`) and the health probe.
+
 Health. `check_engines` asks each configured engine for its version with a short timeout; it backs
 the admin status endpoint and a start-up system check that warns (never fails) when an engine
 configured in settings cannot be reached.
@@ -38,7 +43,8 @@ from urllib.parse import unquote, urlparse
 from django.conf import settings
 from django.core import checks
 
-from mev.jobs.runners.base import RunnerError
+from mev.jobs.runners.base import Runner, RunnerError, RunPhase, RunStatus, SubmitRequest
+from mev.jobs.runners.http import EngineClient, error_text
 
 FILE_INPUT_CONVERTERS = frozenset({"resource.single", "resource.list"})
 RESOURCE_ATTRIBUTE_TYPES = frozenset({"DataResource", "VariableDataResource", "OperationDataResource"})
@@ -62,6 +68,72 @@ def within_grace(runner_state: dict[str, Any]) -> bool:
 
 
 NO_RECORD_MESSAGE = "The engine has no record of this run."
+RETRYABLE_STATUSES = (408, 429)
+
+
+def engine_error(response: Any, prefix: str = "", *,
+                 transient_statuses: tuple[int, ...] = RETRYABLE_STATUSES) -> RunnerError:
+    """`<prefix><the engine's error text> (HTTP <status>)`, transient for the given statuses."""
+    return RunnerError(f"{prefix}{error_text(response)} (HTTP {response.status_code})",
+                       transient=response.status_code in transient_statuses)
+
+
+def submission_state(client: EngineClient, stager: InputStager, request: SubmitRequest, /,
+                     **fields: Any) -> dict[str, Any]:
+    """What a remote runner records in `runner_state` at submission (`fields`: engine and run id)."""
+    return {
+        **fields, "base_url": client.base_url, "submitted_at": time.time(), "staged_inputs": stager.mapped,
+        "shared_inputs_dir": str(stager.target) if stager.target and stager.mapped else None,
+        "output_specs": request.operation_spec.get("outputs") or {},
+    }
+
+
+class EngineRunner(Runner):
+    """A runner that hands the run to a remote engine over HTTP (see the module doc)."""
+
+    stages_local_paths = False
+    engine_label = "the engine"  # in RunStatus details: "not yet recorded by <label>"
+    health_route = ""
+
+    def __init__(self, client: EngineClient | None = None) -> None:
+        self._client = client
+
+    def engine_url(self) -> str:
+        """The configured engine's base URL (RunnerError when none is configured)."""
+        raise NotImplementedError
+
+    def _engine(self, runner_state: dict[str, Any] | None = None) -> EngineClient:
+        if self._client is not None:
+            return self._client
+        self._client = EngineClient((runner_state or {}).get("base_url") or self.engine_url())
+        return self._client
+
+    def lost_or_waiting(self, runner_state: dict[str, Any]) -> RunStatus:
+        """The status of a run the engine does not know (yet)."""
+        if within_grace(runner_state):
+            return RunStatus(RunPhase.SUBMITTED, detail=f"not yet recorded by {self.engine_label}")
+        return RunStatus(RunPhase.FAILED, detail=f"unknown to {self.engine_label}",
+                         error_messages=[NO_RECORD_MESSAGE])
+
+    def _cancel_run(self, route: str, runner_state: dict[str, Any], *, gone_statuses: tuple[int, ...],
+                    error_prefix: str) -> None:
+        """POST the engine's cancel `route`; `gone_statuses` mean there is nothing left to stop."""
+        response = self._engine(runner_state).post(route)
+        if response.ok or response.status_code in gone_statuses:
+            return
+        raise engine_error(response, error_prefix)
+
+    def version_of(self, body: Any) -> str:
+        """The version text from the engine's answer on `health_route`."""
+        raise NotImplementedError
+
+    def health(self, *, timeout: float = 5.0, tries: int = 2) -> dict[str, Any]:
+        client = self._client or EngineClient(self.engine_url(), timeout=timeout, tries=tries)
+        try:
+            body = client.get_json(self.health_route)
+        except RunnerError as exc:
+            return {"ok": False, "error": str(exc)}
+        return {"ok": True, "version": self.version_of(body)}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -15,33 +15,27 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlparse
 
-from mev.jobs.runners.base import (
-    Runner,
-    RunnerError,
-    RunPhase,
-    RunResult,
-    RunStatus,
-    SubmitRequest,
-    register_runner,
-)
+from mev.jobs.runners.base import RunnerError, RunPhase, RunResult, RunStatus, SubmitRequest, register_runner
 from mev.jobs.runners.engines import (
     NO_RECORD_MESSAGE,
+    EngineRunner,
     InputStager,
     bundle_workflow_files,
+    engine_error,
     engine_setting,
     fetch_output,
     is_file_output,
     release_inputs,
+    submission_state,
     tail_text,
     wall_seconds,
     within_grace,
 )
-from mev.jobs.runners.http import EngineClient, decode_json, error_text, json_setting
+from mev.jobs.runners.http import decode_json, json_setting
 
 DEFAULT_BASE_PATH = "/ga4gh/wes/v1"
 WORKFLOW_SUFFIXES = (".cwl", ".wdl", ".yml", ".yaml", ".js")
@@ -99,21 +93,14 @@ def error_lines_from_log(stderr: str, limit: int = 5) -> list[str]:
     return unique[:limit]
 
 
-class WesRunner(Runner):
+class WesRunner(EngineRunner):
     name = "wes"
-    stages_local_paths = False
-
-    def __init__(self, client: EngineClient | None = None) -> None:
-        self._client = client
+    health_route = "service-info"
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    def _engine(self, runner_state: dict[str, Any] | None = None) -> EngineClient:
-        if self._client is not None:
-            return self._client
-        url = (runner_state or {}).get("base_url") or wes_base_url()
-        self._client = EngineClient(url)
-        return self._client
+    def engine_url(self) -> str:
+        return wes_base_url()
 
     @staticmethod
     def _flavor() -> str:
@@ -156,34 +143,23 @@ class WesRunner(Runner):
         engine = self._engine()
         response = engine.post("runs", data=data, files=files, idempotent=False)
         if not response.ok:
-            raise RunnerError(f"The engine refused the workflow: {error_text(response)} "
-                              f"(HTTP {response.status_code})", transient=response.status_code == 429)
+            raise engine_error(response, "The engine refused the workflow: ", transient_statuses=(429,))
         body = decode_json(response)
         run_id = body.get("run_id") if isinstance(body, dict) else None
         if not isinstance(run_id, str) or not run_id:
             raise RunnerError("The engine accepted the workflow but returned no run id.")
-        request.runner_state.update({
-            "engine": "wes", "base_url": engine.base_url, "run_id": run_id, "submitted_at": time.time(),
-            "workflow_type": workflow_type, "staged_inputs": stager.mapped,
-            "shared_inputs_dir": str(stager.target) if stager.target and stager.mapped else None,
-            "output_specs": request.operation_spec.get("outputs") or {},
-        })
+        request.runner_state.update(submission_state(engine, stager, request, engine="wes", run_id=run_id,
+                                                     workflow_type=workflow_type))
         return run_id
 
     # -- status -----------------------------------------------------------------------------------
 
-    def _lost_or_waiting(self, runner_state: dict[str, Any]) -> RunStatus:
-        if within_grace(runner_state):
-            return RunStatus(RunPhase.SUBMITTED, detail="not yet recorded by the engine")
-        return RunStatus(RunPhase.FAILED, detail="unknown to the engine", error_messages=[NO_RECORD_MESSAGE])
-
     def poll(self, job_id: str, *, runner_state: dict[str, Any]) -> RunStatus:
         response = self._engine(runner_state).get(f"runs/{job_id}/status")
         if response.status_code == 404:
-            return self._lost_or_waiting(runner_state)
+            return self.lost_or_waiting(runner_state)
         if not response.ok:
-            raise RunnerError(f"{error_text(response)} (HTTP {response.status_code})",
-                              transient=response.status_code in (408, 429))
+            raise engine_error(response)
         body = decode_json(response)
         state = str(body.get("state", "UNKNOWN")) if isinstance(body, dict) else "UNKNOWN"
         phase = _PHASES.get(state)
@@ -209,8 +185,7 @@ class WesRunner(Runner):
         if response.status_code == 404:
             raise RunnerError(NO_RECORD_MESSAGE, transient=within_grace(runner_state))
         if not response.ok:
-            raise RunnerError(f"{error_text(response)} (HTTP {response.status_code})",
-                              transient=response.status_code in (408, 429))
+            raise engine_error(response)
         body = decode_json(response)
         return body if isinstance(body, dict) else {}
 
@@ -279,28 +254,20 @@ class WesRunner(Runner):
     def cancel(self, job_id: str, *, runner_state: dict[str, Any]) -> None:
         if not job_id:
             return
-        response = self._engine(runner_state).post(f"runs/{job_id}/cancel")
         # 404: unknown or no longer in progress; 403: its state does not allow it (Cromwell) -- either
         # way there is nothing left to stop.
-        if response.ok or response.status_code in (403, 404):
-            return
-        raise RunnerError(f"The engine did not cancel the run: {error_text(response)} "
-                          f"(HTTP {response.status_code})", transient=response.status_code in (408, 429))
+        self._cancel_run(f"runs/{job_id}/cancel", runner_state, gone_statuses=(403, 404),
+                         error_prefix="The engine did not cancel the run: ")
 
     # -- health -----------------------------------------------------------------------------------
 
-    def health(self, *, timeout: float = 5.0, tries: int = 2) -> dict[str, Any]:
-        client = self._client or EngineClient(wes_base_url(), timeout=timeout, tries=tries)
-        try:
-            info = client.get_json("service-info")
-        except RunnerError as exc:
-            return {"ok": False, "error": str(exc)}
-        if not isinstance(info, dict):
-            return {"ok": True, "version": ""}
-        versions = info.get("workflow_engine_versions")
+    def version_of(self, body: Any) -> str:
+        if not isinstance(body, dict):
+            return ""
+        versions = body.get("workflow_engine_versions")
         if isinstance(versions, dict) and versions:
-            return {"ok": True, "version": ", ".join(f"{name} {number}" for name, number in versions.items())}
-        return {"ok": True, "version": str(info.get("version", ""))}
+            return ", ".join(f"{name} {number}" for name, number in versions.items())
+        return str(body.get("version", ""))
 
 
 def _cwl_file(location: str) -> dict[str, str]:

@@ -1,8 +1,7 @@
 """Tests of the HCL bundle: trees against scipy/scikit-learn and hand-made cases, the tool contract."""
-import importlib.util
 import json
-import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -10,26 +9,20 @@ import pandas as pd
 import pytest
 
 BUNDLE = Path(__file__).resolve().parent.parent
-MAIN = BUNDLE / "main.py"
+sys.path.insert(0, str(BUNDLE.parent))
+from _common.testing import (  # noqa: E402
+    convert_outputs_with_back_end,
+    load_bundle_main,
+    parse_spec_with_back_end,
+    tool_runner,
+)
+
+run_tool = tool_runner(BUNDLE)
+parse_with_back_end = partial(parse_spec_with_back_end, BUNDLE)
+convert_with_back_end = partial(convert_outputs_with_back_end, BUNDLE)
 P = "HierarchicalCluster."
 
-_spec = importlib.util.spec_from_file_location("hcl_bundle_main", MAIN)
-hcl = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(hcl)
-
-
-def run_tool(tmp_path, inputs):
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "inputs.json").write_text(json.dumps(inputs))
-    proc = subprocess.run([sys.executable, str(MAIN), "inputs.json"], cwd=work,
-                          capture_output=True, text=True, timeout=120)
-    outputs = errors = None
-    if (work / "outputs.json").exists():
-        outputs = json.loads((work / "outputs.json").read_text())
-    if (work / "errors.json").exists():
-        errors = json.loads((work / "errors.json").read_text())
-    return proc.returncode, outputs, errors, work
+hcl = load_bundle_main(BUNDLE, "hcl_bundle_main")
 
 
 def leaves(tree):
@@ -54,24 +47,6 @@ def groups(tree):
     walk(tree)
     return out
 
-
-
-def parse_with_back_end(spec_doc):
-    """The whole spec as mev.operations ingests it (mode "local", main.py present)."""
-    sys.path.insert(0, str(BUNDLE.parent.parent))
-    spec_module = pytest.importorskip("mev.operations.spec")
-    return spec_module.parse_operation_spec(
-        spec_doc, known_resource_types={"MTX", "I_MTX", "EXP_MTX", "RNASEQ_COUNT_MTX", "JSON"},
-        known_modes={"local"}, bundle_dir=BUNDLE)
-
-
-def convert_with_back_end(outputs):
-    """Every output value as the runner converts it (files are checked for their type)."""
-    sys.path.insert(0, str(BUNDLE.parent.parent))
-    converters = pytest.importorskip("mev.operations.converters")
-    spec = json.loads((BUNDLE / "operation_spec.json").read_text())
-    return {key: converters.convert_output(out["converter"], outputs.get(key), output_spec=out)
-            for key, out in spec["outputs"].items()}
 
 @pytest.fixture
 def matrix(tmp_path):

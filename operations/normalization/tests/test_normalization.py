@@ -2,11 +2,11 @@
 reference values from R (edgeR 3.40.2, DESeq2 1.38.3, metagenomeSeq 1.40.0), and the tool
 contract end to end. If Rscript with those packages is installed, a random matrix is also
 compared with R directly (skipped otherwise)."""
-import importlib.util
 import json
 import shutil
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +14,19 @@ import pandas as pd
 import pytest
 
 BUNDLE = Path(__file__).resolve().parent.parent
-MAIN = BUNDLE / "main.py"
+sys.path.insert(0, str(BUNDLE.parent))
+from _common.testing import (  # noqa: E402
+    convert_outputs_with_back_end,
+    load_bundle_main,
+    parse_spec_with_back_end,
+    tool_runner,
+)
 
-_spec = importlib.util.spec_from_file_location("normalization_bundle_main", MAIN)
-nm = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(nm)
+run_tool = tool_runner(BUNDLE)
+parse_with_back_end = partial(parse_spec_with_back_end, BUNDLE)
+convert_with_back_end = partial(convert_outputs_with_back_end, BUNDLE)
+
+nm = load_bundle_main(BUNDLE, "normalization_bundle_main")
 
 # 10 genes x 3 samples (columns as in R's matrix(c(...), ncol=3))
 SMALL = np.array([[10, 0, 25, 3, 80, 7, 0, 14, 5, 31],
@@ -34,43 +42,11 @@ CSS_COUNTS = np.array([[10, 0, 0, 14, 0, 0, 26, 0],
                        [22, 17, 6, 11, 7, 200, 0, 11]], dtype=float).T
 
 
-def run_tool(tmp_path, inputs):
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "inputs.json").write_text(json.dumps(inputs))
-    proc = subprocess.run([sys.executable, str(MAIN), "inputs.json"], cwd=work,
-                          capture_output=True, text=True, timeout=120)
-    outputs = errors = None
-    if (work / "outputs.json").exists():
-        outputs = json.loads((work / "outputs.json").read_text())
-    if (work / "errors.json").exists():
-        errors = json.loads((work / "errors.json").read_text())
-    return proc.returncode, outputs, errors, work
-
-
 def frame(values, cols=None):
     values = np.asarray(values, dtype=float)
     cols = cols or [f"S{j + 1}" for j in range(values.shape[1])]
     return pd.DataFrame(values, index=[f"g{i + 1}" for i in range(values.shape[0])], columns=cols)
 
-
-
-def parse_with_back_end(spec_doc):
-    """The whole spec as mev.operations ingests it (mode "local", main.py present)."""
-    sys.path.insert(0, str(BUNDLE.parent.parent))
-    spec_module = pytest.importorskip("mev.operations.spec")
-    return spec_module.parse_operation_spec(
-        spec_doc, known_resource_types={"MTX", "I_MTX", "EXP_MTX", "RNASEQ_COUNT_MTX", "JSON"},
-        known_modes={"local"}, bundle_dir=BUNDLE)
-
-
-def convert_with_back_end(outputs):
-    """Every output value as the runner converts it (files are checked for their type)."""
-    sys.path.insert(0, str(BUNDLE.parent.parent))
-    converters = pytest.importorskip("mev.operations.converters")
-    spec = json.loads((BUNDLE / "operation_spec.json").read_text())
-    return {key: converters.convert_output(out["converter"], outputs.get(key), output_spec=out)
-            for key, out in spec["outputs"].items()}
 
 def test_spec():
     spec = json.loads((BUNDLE / "operation_spec.json").read_text())
