@@ -252,6 +252,14 @@ MEV_FINALIZE_TIMEOUT_SECONDS = env.float("MEV_FINALIZE_TIMEOUT_SECONDS", default
 MEV_RUNNER_ERROR_LIMIT = env.int("MEV_RUNNER_ERROR_LIMIT", default=10)
 MEV_OPERATION_GIT_HOSTS = env.list("MEV_OPERATION_GIT_HOSTS", default=["github.com"])
 MEV_GIT_TIMEOUT_SECONDS = env.int("MEV_GIT_TIMEOUT_SECONDS", default=300)
+# Dropbox imports (POST /resources/dropbox-upload/): allow-listed hosts (`host` or `host:port`), https only;
+# the download is capped by MEV_MAX_UPLOAD_BYTES. MEV_DROPBOX_REQUIRE_HTTPS=false is for tests only.
+MEV_DROPBOX_HOSTS = env.list("MEV_DROPBOX_HOSTS", default=["dl.dropboxusercontent.com", "www.dropbox.com",
+                                                            "dropbox.com"])
+MEV_DROPBOX_REQUIRE_HTTPS = env.bool("MEV_DROPBOX_REQUIRE_HTTPS", default=True)
+MEV_DROPBOX_TIMEOUT_SECONDS = env.int("MEV_DROPBOX_TIMEOUT_SECONDS", default=60)
+# Files per import request, and active imports per user (a quota apart from MEV_MAX_CONCURRENT_JOBS_PER_USER).
+MEV_DROPBOX_MAX_FILES = env.int("MEV_DROPBOX_MAX_FILES", default=20)
 
 # --- Remote engines (Cromwell, GA4GH WES) --------------------------------------------------------
 MEV_CROMWELL_URL = env.str("MEV_CROMWELL_URL", default="") or None

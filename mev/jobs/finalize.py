@@ -22,6 +22,8 @@ from mev.jobs.staging import delete_key, store_file
 from mev.operations.converters import ConversionError, OutputFile, convert_output
 
 logger = logging.getLogger("mev.jobs")
+# Built-in bundles whose output resources are named by the file alone, not `<job name>.<file>`.
+FILE_NAMED_BUNDLES = frozenset({"dropbox_import"})
 
 
 class FinalizeFailure(Exception):
@@ -109,7 +111,11 @@ def _create_resource(execution: ExecutedOperation, output: OutputFile, path: Pat
     from mev.resources.models import Resource
 
     resource_id = uuid.uuid4()
-    name = f"{execution.job_name}.{path.name}"[:255]
+    operation = execution.operation
+    if operation.repository_url == "" and operation.repository_name in FILE_NAMED_BUNDLES:
+        name = path.name[:255]  # an import: the file keeps the (sanitised) name the user gave
+    else:
+        name = f"{execution.job_name}.{path.name}"[:255]
     key, size, digest = store_file(path=path, owner_id=execution.owner_id, resource_id=resource_id, name=path.name)
     resource = Resource(id=resource_id, owner_id=execution.owner_id, name=name, datafile=key, size=size,
                         checksum=digest, parent_operation=execution, is_active=True, status="")

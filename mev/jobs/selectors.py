@@ -108,6 +108,7 @@ def _resource_ids(definitions: dict[str, Any], values: dict[str, Any] | None) ->
 
 
 def workspace_tree(*, user: User, workspace_id: uuid.UUID | str) -> list[dict[str, Any]]:
+    from mev.operations.models import OperationResource
     from mev.resources.models import Resource
     from mev.workspaces.access import workspaces_readable_by
     from mev.workspaces.models import Workspace
@@ -138,6 +139,9 @@ def workspace_tree(*, user: User, workspace_id: uuid.UUID | str) -> list[dict[st
         })
     names = {str(pk): name for pk, name in Resource.objects.filter(pk__in=list(resource_parent)).values_list(
         "id", "name")}
+    # Files bundled with an operation are inputs too; they are nobody's resource (§4.2).
+    names.update({str(pk): name for pk, name in OperationResource.objects.filter(
+        pk__in=[pk for pk in resource_parent if pk not in names]).values_list("id", "name")})
     resource_nodes = [
         {"id": resource_id, "node_type": "data_resource_node",
          "node_name": names.get(resource_id, "(deleted file)"), "parentIds": parents, "data": None}

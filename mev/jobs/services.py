@@ -11,6 +11,10 @@ Settings (read with getattr, defaults here):
   MEV_FINALIZE_RETRY_SECONDS        120     a finalization claim older than this is retried
   MEV_FINALIZE_TIMEOUT_SECONDS      1800    a job still FINALIZING after this fails
   MEV_RUNNER_ERROR_LIMIT            10      consecutive engine errors before a job fails
+  MEV_DROPBOX_HOSTS                 dl.dropboxusercontent.com,www.dropbox.com,dropbox.com  import hosts
+  MEV_DROPBOX_REQUIRE_HTTPS         True    https-only imports (False only in tests)
+  MEV_DROPBOX_TIMEOUT_SECONDS       60      network timeout of an import download
+  MEV_DROPBOX_MAX_FILES             20      files per import request, and active imports per user
 """
 
 from __future__ import annotations
@@ -114,6 +118,7 @@ def _fail(execution_id: Any, messages: list[str], *, detail: str = "", expect: f
 
 
 def _resource_checker(*, user: User, workspace: Any, operation: Operation):
+    from mev.operations.models import OperationResource
     from mev.resources.models import Resource
     from mev.workspaces.access import workspaces_editable_by
     from mev.workspaces.models import WorkspaceResource
@@ -125,6 +130,10 @@ def _resource_checker(*, user: User, workspace: Any, operation: Operation):
     def check(resource_id: str, definition: dict[str, Any]) -> str | None:
         spec = definition["spec"]
         if spec.get("attribute_type") == "OperationDataResource":
+            # Matched by the input KEY, never by its display label (§4.5.5, §7.2.5).
+            if OperationResource.objects.filter(operation=operation, input_key=definition["key"],
+                                                pk=resource_id).exists():
+                return None
             return f"No file bundled with this operation for the input {definition['key']} has the ID {resource_id}."
         resource = usable.filter(pk=resource_id).first()
         if resource is None:
@@ -225,6 +234,8 @@ def execution_create(
         raise ApplicationError(body={"inputs": exc.message}) from None
     if errors:
         raise ApplicationError(body={"inputs": errors})
+    if is_dropbox_import(operation):
+        cleaned = _dropbox_inputs(cleaned)
 
     cache_key = _cache_key(operation, cleaned)
     if reuse:
@@ -234,10 +245,18 @@ def execution_create(
         if previous is not None:
             return previous, True
 
-    limit = int(_setting("MEV_MAX_CONCURRENT_JOBS_PER_USER", 4))
+    # Imports (one job per file, sent in batches by the client) have their own quota, so a batch of
+    # files neither hits nor uses up the analysis quota.
+    imports = Q(operation__repository_url="", operation__repository_name=DROPBOX_BUNDLE)
+    if is_dropbox_import(operation):
+        limit = int(_setting("MEV_DROPBOX_MAX_FILES", 20))
+        counted = ExecutedOperation.objects.filter(imports)
+    else:
+        limit = int(_setting("MEV_MAX_CONCURRENT_JOBS_PER_USER", 4))
+        counted = ExecutedOperation.objects.exclude(imports)
     # Serialise a user's concurrent run requests so the quota check cannot be raced.
     User.objects.select_for_update().filter(pk=user.pk).first()
-    active = ExecutedOperation.objects.filter(owner=user, state__in=ACTIVE_STATES).count()
+    active = counted.filter(owner=user, state__in=ACTIVE_STATES).count()
     if active >= limit:
         raise ApplicationError(
             status_code=429,
@@ -253,6 +272,110 @@ def execution_create(
     ExecutionEvent.objects.create(execution=execution, from_state="", to_state=JobState.QUEUED, detail="created")
     _enqueue_submit(execution.id)
     return execution, False
+
+
+# --------------------------------------------------------------------------------------------------
+# Dropbox imports (POST /resources/dropbox-upload/): one non-workspace job of the built-in bundle
+# `operations/dropbox_import` per file. The allow-list is checked here and again by the tool itself.
+
+DROPBOX_BUNDLE = "dropbox_import"
+
+
+def is_dropbox_import(operation: Operation) -> bool:
+    return operation.repository_url == "" and operation.repository_name == DROPBOX_BUNDLE
+
+
+def dropbox_hosts() -> list[str]:
+    hosts = _setting("MEV_DROPBOX_HOSTS", ["dl.dropboxusercontent.com", "www.dropbox.com", "dropbox.com"])
+    return [str(h).strip().lower() for h in hosts if str(h).strip()]
+
+
+def dropbox_link_problem(link: Any) -> str | None:
+    """None if `link` is an https link on an allow-listed host (`host`, or `host:port`), else why not."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(link, str) or not link.strip():
+        return "A download link is required."
+    if len(link) > 1000 or any(ord(c) < 33 for c in link):
+        return "The link is not a valid URL."
+    try:
+        parsed = urlsplit(link)
+        port = parsed.port
+    except ValueError:
+        return "The link is not a valid URL."
+    schemes = ("https",) if _setting("MEV_DROPBOX_REQUIRE_HTTPS", True) else ("https", "http")
+    if parsed.scheme not in schemes:
+        return "Only https links can be imported."
+    if parsed.username or parsed.password:
+        return "Links with credentials are not accepted."
+    host = (parsed.hostname or "").lower()
+    hosts = dropbox_hosts()
+    default_port = port is None or port == {"https": 443, "http": 80}[parsed.scheme]
+    if not ((host in hosts and default_port) or f"{host}:{port}" in hosts):
+        return f"The host {host or '(none)'} is not an allowed Dropbox host."
+    return None
+
+
+def _dropbox_inputs(cleaned: dict[str, Any]) -> dict[str, Any]:
+    """Re-check the link (also for direct /operations/run/ calls) and impose the server's limits."""
+    from mev.jobs.staging import safe_name
+
+    problem = dropbox_link_problem(cleaned.get("download_link"))
+    if problem:
+        raise ApplicationError(body={"inputs": {"download_link": problem}})
+    return {
+        "download_link": cleaned["download_link"], "filename": safe_name(str(cleaned.get("filename") or "")),
+        "max_bytes": int(_setting("MEV_MAX_UPLOAD_BYTES", 2 * 1024**3)), "allowed_hosts": ",".join(dropbox_hosts()),
+        "require_https": bool(_setting("MEV_DROPBOX_REQUIRE_HTTPS", True)),
+        "timeout_seconds": int(_setting("MEV_DROPBOX_TIMEOUT_SECONDS", 60)),
+    }
+
+
+def _dropbox_items(items: Any) -> list[tuple[str, str]]:
+    """Check the request body; ApplicationError(400) with per-field messages naming the item."""
+    from mev.jobs.staging import safe_name
+
+    if not isinstance(items, list) or not items:
+        raise ApplicationError(body={"non_field_errors": [
+            'The body must be a non-empty array of {"download_link": ..., "filename": ...} objects.']})
+    limit = int(_setting("MEV_DROPBOX_MAX_FILES", 20))
+    if len(items) > limit:
+        raise ApplicationError(body={"non_field_errors": [f"At most {limit} files can be imported at once."]})
+    errors: dict[str, list[str]] = {}
+    cleaned: list[tuple[str, str]] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            errors.setdefault("non_field_errors", []).append(f"Item {index}: must be an object.")
+            continue
+        link, filename = item.get("download_link"), item.get("filename")
+        if link in (None, ""):
+            errors.setdefault("download_link", []).append(f"Item {index}: This field is required.")
+        elif problem := dropbox_link_problem(link):
+            errors.setdefault("download_link", []).append(f"Item {index}: {problem}")
+        if filename in (None, "") or not isinstance(filename, str) or not filename.strip():
+            errors.setdefault("filename", []).append(f"Item {index}: This field is required.")
+        elif len(filename) > 1000:
+            errors.setdefault("filename", []).append(f"Item {index}: The file name is too long.")
+        if not errors:
+            cleaned.append((link, safe_name(filename)))
+    if errors:
+        raise ApplicationError(body=errors)
+    return cleaned
+
+
+@transaction.atomic
+def dropbox_import_create(*, user: User, items: Any) -> list[ExecutedOperation]:
+    """One non-workspace job per file, through the same path as /operations/run/; all or none."""
+    files = _dropbox_items(items)
+    operation = Operation.objects.filter(active=True, repository_url="", repository_name=DROPBOX_BUNDLE) \
+        .order_by("-created").first()
+    if operation is None:
+        raise ApplicationError(status_code=503, body={"message": "Dropbox import is not installed on this server."})
+    return [
+        execution_create(user=user, operation_id=operation.id, job_name=filename,
+                         inputs={"download_link": link, "filename": filename})[0]
+        for link, filename in files
+    ]
 
 
 def _enqueue_submit(execution_id: uuid.UUID) -> None:
@@ -272,13 +395,19 @@ def _enqueue_submit(execution_id: uuid.UUID) -> None:
 
 
 def _converted_inputs(execution: ExecutedOperation, workdir: Path) -> dict[str, Any]:
+    from mev.operations.models import OperationResource
     from mev.resources.models import Resource
 
     operation = execution.operation
     bundle_dir = Path(operation.bundle_dir)
+    bundled = OperationResource.objects.filter(operation=operation)
+
+    def find(resource_id: str) -> Any:
+        # Files bundled with this operation (validated per input key at creation), else user files.
+        return bundled.filter(pk=resource_id).first() or Resource.objects.filter(pk=resource_id).first()
 
     def stage(resource_id: str) -> str:
-        resource = Resource.objects.filter(pk=resource_id).first()
+        resource = find(resource_id)
         if resource is None:
             raise ConversionError(f"The input file {resource_id} no longer exists.")
         try:
@@ -287,7 +416,8 @@ def _converted_inputs(execution: ExecutedOperation, workdir: Path) -> dict[str, 
             raise ConversionError(f"The input file {resource.name} could not be read: {exc}") from exc
 
     def resource_type_of(resource_id: str) -> str:
-        return Resource.objects.filter(pk=resource_id).values_list("resource_type", flat=True).first() or ""
+        resource = find(resource_id)
+        return (resource.resource_type or "") if resource is not None else ""
 
     converted: dict[str, Any] = {}
     for key, definition in operation.spec.get("inputs", {}).items():

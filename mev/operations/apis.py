@@ -108,11 +108,15 @@ class CategoryAddApi(APIView):
 
 
 class OperationResourcesApi(APIView):
-    """Files bundled with an operation (UPSTREAM, empty in practice): none are bundled here."""
+    """Files bundled with an operation (`operation_resources.json`), for all inputs or one input key."""
 
-    @extend_schema(responses={200: inline_serializer("OperationResource", {"id": serializers.UUIDField()})})
+    @extend_schema(responses={200: inline_serializer("OperationResource", {
+        "id": serializers.UUIDField(), "name": serializers.CharField(), "resource_type": serializers.CharField(),
+        "readable_resource_type": serializers.CharField(), "input_key": serializers.CharField(),
+        "input_field": serializers.CharField(), "operation": serializers.UUIDField(),
+        "size": serializers.IntegerField(),
+    })})
     def get(self, request: Request, operation_id: uuid.UUID, input_key: str | None = None) -> Response:
         operation = selectors.operation_get(operation_id=operation_id, active_only=False)
-        if input_key is not None and input_key not in operation.spec.get("inputs", {}):
-            raise ApplicationError("Not found.", status_code=404)
-        return Response([])
+        items = selectors.operation_resource_list(operation=operation, input_key=input_key)
+        return Response([selectors.operation_resource_data(item) for item in items])

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -28,6 +28,7 @@ from mev.operations.attribute_types import SpecError
 from mev.operations.spec import OperationSpec, parse_operation_spec
 
 SPEC_FILE = "operation_spec.json"
+OPERATION_RESOURCES_FILE = "operation_resources.json"
 COMMON_DIR = "_common"
 CATEGORIES_FILE = "categories.json"
 _IGNORED_PARTS = frozenset({"__pycache__", ".git", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
@@ -71,12 +72,23 @@ class IngestionError(Exception):
         super().__init__("; ".join(self.messages))
 
 
+@dataclass(frozen=True)
+class BundledFile:
+    """One entry of `operation_resources.json`: a file of the bundle offered for one input key."""
+
+    input_key: str
+    name: str
+    path: str  # relative to the bundle folder, checked to stay inside it
+    resource_type: str
+
+
 @dataclass
 class Bundle:
     spec: OperationSpec
     source_dir: Path
     content_hash: str
     common_dir: Path | None
+    operation_resources: list[BundledFile] = field(default_factory=list)
 
 
 def load_runners() -> frozenset[str]:
@@ -134,9 +146,65 @@ def read_bundle(folder: Path, *, with_common: bool) -> Bundle:
         )
     except SpecError as exc:
         raise IngestionError([str(problem) for problem in exc.problems]) from exc
+    operation_resources = read_operation_resources(folder, document)
     common = folder.parent / COMMON_DIR if with_common else None
     common = common if common is not None and common.is_dir() else None
-    return Bundle(spec=spec, source_dir=folder, content_hash=content_hash(folder, common), common_dir=common)
+    return Bundle(spec=spec, source_dir=folder, content_hash=content_hash(folder, common), common_dir=common,
+                  operation_resources=operation_resources)
+
+
+def read_operation_resources(folder: Path, document: dict[str, Any]) -> list[BundledFile]:
+    """Parse the optional `operation_resources.json`: `{"<input key>": [{name, path, resource_type}]}`.
+
+    Each key must be an `OperationDataResource` input of the spec, each path a file inside the
+    bundle, and each type the input's `resource_type` (or any type when that is `*`).
+    """
+    path = folder / OPERATION_RESOURCES_FILE
+    if not path.is_file():
+        return []
+    try:
+        mapping = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise IngestionError(f"{OPERATION_RESOURCES_FILE} is not valid JSON: {exc}") from exc
+    if not isinstance(mapping, dict):
+        raise IngestionError(f"{OPERATION_RESOURCES_FILE} must be an object keyed by input key.")
+    inputs = document.get("inputs") if isinstance(document.get("inputs"), dict) else {}
+    root = folder.resolve()
+    problems: list[str] = []
+    found: list[BundledFile] = []
+    for key, entries in mapping.items():
+        where = f"{OPERATION_RESOURCES_FILE}: {key}"
+        spec = (inputs.get(key) or {}).get("spec") or {}
+        if spec.get("attribute_type") != "OperationDataResource":
+            problems.append(f"{where}: not an input of type OperationDataResource")
+            continue
+        if not isinstance(entries, list):
+            problems.append(f"{where}: must be a list of {{name, path, resource_type}}")
+            continue
+        names: set[str] = set()
+        for index, entry in enumerate(entries):
+            at = f"{where}.{index}"
+            if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) and entry[k].strip()
+                                                      for k in ("name", "path", "resource_type")):
+                problems.append(f"{at}: name, path and resource_type are required strings")
+                continue
+            name, relative, resource_type = entry["name"].strip()[:255], entry["path"], entry["resource_type"]
+            target = (root / relative).resolve()
+            if Path(relative).is_absolute() or root not in target.parents or not target.is_file():
+                problems.append(f"{at}.path: {relative!r} is not a file inside the bundle")
+            if not _is_known_resource_type(resource_type):
+                problems.append(f"{at}.resource_type: unknown resource type: {resource_type!r}")
+            elif spec.get("resource_type") not in ("*", resource_type):
+                problems.append(f"{at}.resource_type: the input {key} accepts {spec.get('resource_type')}, "
+                                f"not {resource_type}")
+            if name in names:
+                problems.append(f"{at}.name: {name!r} is listed twice for this input")
+            names.add(name)
+            found.append(BundledFile(input_key=key, name=name, path=target.relative_to(root).as_posix()
+                                     if root in target.parents else relative, resource_type=resource_type))
+    if problems:
+        raise IngestionError(problems)
+    return found
 
 
 def operations_root() -> Path:

@@ -58,3 +58,34 @@ class IngestionRecord(models.Model):
     message = models.TextField(blank=True)
     operation = models.ForeignKey(Operation, null=True, blank=True, on_delete=models.SET_NULL)
     created = models.DateTimeField(default=timezone.now)
+
+
+class OperationResource(models.Model):
+    """A file bundled with an operation (`operation_resources.json`), offered for one input key.
+
+    Not a Resource: it belongs to no user, never appears in resource listings, and resource routes
+    given its id answer 404 (contract §7.2.14). Its bytes are stored under a server-chosen key.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    operation = models.ForeignKey(Operation, on_delete=models.CASCADE, related_name="bundled_resources")
+    input_key = models.CharField(max_length=255)
+    name = models.CharField(max_length=255)
+    resource_type = models.CharField(max_length=32)
+    # Storage key (mev.resources.storage), `operations/<operation id>/<random>`.
+    datafile = models.CharField(max_length=512)
+    # Where the file is in the bundle copy, to store it again if the storage lost it.
+    bundle_path = models.CharField(max_length=512)
+    size = models.BigIntegerField(default=0)
+    checksum = models.CharField(max_length=64, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["input_key", "name"]
+        indexes = [models.Index(fields=["operation", "input_key"])]
+
+    # Staging reads these like a Resource's (mev.jobs.staging.stage_resource).
+    standardized_file = ""
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.input_key})"

@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 
 from mev.core.exceptions import ApplicationError
-from mev.operations.models import Operation, OperationCategory
+from mev.operations.models import Operation, OperationCategory, OperationResource
 
 
 def _with_categories(queryset: QuerySet[Operation]) -> QuerySet[Operation]:
@@ -43,3 +43,24 @@ def category_tree() -> list[dict[str, Any]]:
 
 def category_operations(*, category: str) -> list[dict[str, Any]]:
     return [op.spec for op in operation_list().filter(categories__category=category).distinct()]
+
+
+def operation_resource_list(*, operation: Operation, input_key: str | None = None) -> QuerySet[OperationResource]:
+    """Files bundled with `operation`, optionally for one input key (404 if the key is not an input)."""
+    if input_key is not None and input_key not in operation.spec.get("inputs", {}):
+        raise ApplicationError("Not found.", status_code=404)
+    queryset = OperationResource.objects.filter(operation=operation)
+    return queryset.filter(input_key=input_key) if input_key is not None else queryset
+
+
+def operation_resource_data(item: OperationResource) -> dict[str, Any]:
+    """The listing shape (§2.8): no storage key, so no download link."""
+    from mev.resource_types.registry import get_resource_type
+
+    kind = get_resource_type(item.resource_type)
+    return {
+        "id": str(item.id), "name": item.name, "resource_type": item.resource_type,
+        "readable_resource_type": kind.title if kind is not None else item.resource_type,
+        "input_key": item.input_key, "input_field": item.input_key, "operation": str(item.operation_id),
+        "size": item.size,
+    }

@@ -11,7 +11,7 @@ from django.db import transaction
 
 from mev.core.exceptions import ApplicationError
 from mev.operations import ingestion
-from mev.operations.models import IngestionRecord, Operation, OperationCategory
+from mev.operations.models import IngestionRecord, Operation, OperationCategory, OperationResource
 from mev.operations.spec import to_stored_document
 from mev.users.models import User
 
@@ -39,7 +39,43 @@ def _create_operation(
         repository_name=repository_name, git_hash=git_hash, spec=document, bundle_dir=str(bundle_dir), active=True,
     )
     OperationCategory.objects.bulk_create(OperationCategory(operation=operation, category=c) for c in categories)
+    _store_operation_resources(operation=operation, bundle=bundle, bundle_dir=bundle_dir)
     return operation
+
+
+def _store_operation_resources(*, operation: Operation, bundle: ingestion.Bundle, bundle_dir: Path) -> None:
+    """Store each file of `operation_resources.json` (from the immutable bundle copy) and record it."""
+    from mev.jobs.staging import delete_key, store_file
+
+    stored: list[str] = []
+    try:
+        for item in bundle.operation_resources:
+            resource_id = uuid.uuid4()
+            key, size, digest = store_file(path=bundle_dir / item.path, owner_id="operations",
+                                           resource_id=operation.id, name=Path(item.path).name)
+            stored.append(key)
+            OperationResource.objects.create(id=resource_id, operation=operation, input_key=item.input_key,
+                                             name=item.name, resource_type=item.resource_type, datafile=key,
+                                             bundle_path=item.path, size=size, checksum=digest)
+    except BaseException:
+        for key in stored:
+            delete_key(key)
+        raise
+
+
+def _restore_operation_resources(*, operation: Operation) -> None:
+    """After the bundle copy was restored (a new data directory), store again the bundled files the
+    storage no longer has; their ids stay, so past executions still name them."""
+    from mev.jobs.staging import store_file
+    from mev.resources import storage
+
+    for item in OperationResource.objects.filter(operation=operation):
+        if item.datafile and storage.exists(item.datafile):
+            continue
+        key, size, digest = store_file(path=Path(operation.bundle_dir) / item.bundle_path, owner_id="operations",
+                                       resource_id=operation.id, name=Path(item.bundle_path).name)
+        item.datafile, item.size, item.checksum = key, size, digest
+        item.save(update_fields=["datafile", "size", "checksum"])
 
 
 @transaction.atomic
@@ -57,6 +93,7 @@ def operation_ingest_folder(*, folder: Path, categories_file: Path | None = None
             # Same content, but its copy is gone (a new data directory): restore it.
             existing.bundle_dir = str(ingestion.copy_bundle(bundle, existing.id))
             existing.save(update_fields=["bundle_dir"])
+            _restore_operation_resources(operation=existing)
         if not existing.active and not Operation.objects.filter(
             active=True, repository_url="", repository_name=folder.name
         ).exists():

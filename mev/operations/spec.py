@@ -84,8 +84,27 @@ MODE_REQUIRED_FILES: dict[str, ModeFiles] = {
 }
 
 
+class _TypedEntry:
+    """What inputs and outputs share: `required`, `converter` and the attribute-type `spec`."""
+
+    required: bool
+    converter: str
+    spec: Mapping[str, Any]
+
+    @property
+    def attribute_type(self) -> AttributeType:
+        return get_attribute_type(self.spec["attribute_type"])
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "required": self.required,
+            "converter": self.converter,
+            "spec": copy.deepcopy(dict(self.spec)),
+        }
+
+
 @dataclass(frozen=True)
-class InputSpec:
+class InputSpec(_TypedEntry):
     key: str
     name: str
     description: str
@@ -93,37 +112,16 @@ class InputSpec:
     converter: str
     spec: Mapping[str, Any]
 
-    @property
-    def attribute_type(self) -> AttributeType:
-        return get_attribute_type(self.spec["attribute_type"])
-
     def to_document(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "description": self.description,
-            "required": self.required,
-            "converter": self.converter,
-            "spec": copy.deepcopy(dict(self.spec)),
-        }
+        return {"name": self.name, "description": self.description, **super().to_document()}
 
 
 @dataclass(frozen=True)
-class OutputSpec:
+class OutputSpec(_TypedEntry):
     key: str
     required: bool
     converter: str
     spec: Mapping[str, Any]
-
-    @property
-    def attribute_type(self) -> AttributeType:
-        return get_attribute_type(self.spec["attribute_type"])
-
-    def to_document(self) -> dict[str, Any]:
-        return {
-            "required": self.required,
-            "converter": self.converter,
-            "spec": copy.deepcopy(dict(self.spec)),
-        }
 
 
 @dataclass(frozen=True)
@@ -199,24 +197,40 @@ def _parse_common(
     return required, converter, copy.deepcopy(item["spec"])
 
 
-def _parse_inputs(
-    inputs: Any, problems: _Problems, known_resource_types: ResourceTypeLookup
-) -> dict[str, InputSpec]:
-    parsed: dict[str, InputSpec] = {}
-    if not isinstance(inputs, Mapping):
-        problems.add("inputs", "must be an object")
+def _parse_entries(
+    section: str,
+    entries: Any,
+    allowed_keys: tuple[str, ...],
+    problems: _Problems,
+    build: Callable[[str, Mapping[str, Any], str], Any],
+) -> dict[str, Any]:
+    """The checks every input and output goes through; `build(key, item, path)` adds its own and
+    returns the parsed entry, or None when a problem was recorded."""
+    parsed: dict[str, Any] = {}
+    if not isinstance(entries, Mapping):
+        problems.add(section, "must be an object")
         return parsed
-    for key, item in inputs.items():
-        path = f"inputs.{key}"
+    for key, item in entries.items():
+        path = f"{section}.{key}"
         if not isinstance(key, str) or not _PARAMETER_KEY_PATTERN.fullmatch(key):
             problems.add(
-                path, "invalid input key (letters, digits, '_', '.', '-'; not starting with a digit)"
+                path, f"invalid {section[:-1]} key (letters, digits, '_', '.', '-'; not starting with a digit)"
             )
             continue
         if not isinstance(item, Mapping):
             problems.add(path, "must be an object")
             continue
-        _check_exact_keys(item, INPUT_KEYS, path, problems)
+        _check_exact_keys(item, allowed_keys, path, problems)
+        entry = build(key, item, path)
+        if entry is not None:
+            parsed[key] = entry
+    return parsed
+
+
+def _parse_inputs(
+    inputs: Any, problems: _Problems, known_resource_types: ResourceTypeLookup
+) -> dict[str, InputSpec]:
+    def build(key: str, item: Mapping[str, Any], path: str) -> InputSpec | None:
         for text_key in ("name", "description"):
             if text_key in item and not isinstance(item[text_key], str):
                 problems.add(f"{path}.{text_key}", "must be a string")
@@ -227,32 +241,20 @@ def _parse_inputs(
             and isinstance(item.get("description"), str)
         ):
             required, converter, spec = common
-            parsed[key] = InputSpec(key, item["name"], item["description"], required, converter, spec)
-    return parsed
+            return InputSpec(key, item["name"], item["description"], required, converter, spec)
+        return None
+
+    return _parse_entries("inputs", inputs, INPUT_KEYS, problems, build)
 
 
 def _parse_outputs(
     outputs: Any, problems: _Problems, known_resource_types: ResourceTypeLookup
 ) -> dict[str, OutputSpec]:
-    parsed: dict[str, OutputSpec] = {}
-    if not isinstance(outputs, Mapping):
-        problems.add("outputs", "must be an object")
-        return parsed
-    for key, item in outputs.items():
-        path = f"outputs.{key}"
-        if not isinstance(key, str) or not _PARAMETER_KEY_PATTERN.fullmatch(key):
-            problems.add(
-                path, "invalid output key (letters, digits, '_', '.', '-'; not starting with a digit)"
-            )
-            continue
-        if not isinstance(item, Mapping):
-            problems.add(path, "must be an object")
-            continue
-        _check_exact_keys(item, OUTPUT_KEYS, path, problems)
+    def build(key: str, item: Mapping[str, Any], path: str) -> OutputSpec | None:
         common = _parse_common(item, path, problems, known_resource_types)
-        if common is not None:
-            parsed[key] = OutputSpec(key, *common)
-    return parsed
+        return OutputSpec(key, *common) if common is not None else None
+
+    return _parse_entries("outputs", outputs, OUTPUT_KEYS, problems, build)
 
 
 def parse_operation_spec(

@@ -172,3 +172,19 @@ class ResourceSignedDownloadApi(APIView):
         response["Access-Control-Allow-Headers"] = "range"
         response["Access-Control-Max-Age"] = "600"
         return self._cors(response)
+
+
+class DropboxUploadApi(APIView):
+    """Import files from Dropbox links (§2.12): one non-workspace executed operation per file."""
+
+    @extend_schema(
+        request=inline_serializer("DropboxFile", {"download_link": serializers.URLField(),
+                                                  "filename": serializers.CharField()}, many=True),
+        responses={200: inline_serializer("DropboxUploadStarted", {"upload_ids": serializers.ListField(
+            child=serializers.UUIDField())})},
+    )
+    def post(self, request: Request) -> Response:
+        from mev.jobs.services import dropbox_import_create
+
+        executions = dropbox_import_create(user=request.user, items=request.data)
+        return Response({"upload_ids": [str(e.id) for e in executions]})
