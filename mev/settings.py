@@ -152,7 +152,7 @@ FRONTEND_URL = env.str("MEV_FRONTEND_URL", default="http://localhost:4200").rstr
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["mev.core.authentication.BearerJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["mev.core.renderers.FastJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "rest_framework.parsers.JSONParser",
         "rest_framework.parsers.FormParser",

@@ -17,6 +17,7 @@ from mev.core.exceptions import ApplicationError
 from mev.resources import downloads, selectors, services, storage, uploads
 from mev.resources.models import Resource
 from mev.resources.serializers import ResourceOutputSerializer
+from mev.workspaces.serializers import absolute_base
 
 INACTIVE_ERROR = {"error": "The resource is inactive."}
 FILE_MISSING = "The stored file of this resource could not be found."
@@ -30,8 +31,7 @@ def render(request: Request, resource: Resource, *, code: int = status.HTTP_200_
 class ResourceListApi(APIView):
     @extend_schema(responses={200: ResourceOutputSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        resources = selectors.resource_list(user=request.user)
-        return Response(ResourceOutputSerializer(resources, many=True, context={"request": request}).data)
+        return Response(selectors.resource_list_representation(user=request.user, base=absolute_base(request)))
 
 
 class ResourceDetailApi(APIView):

@@ -11,6 +11,7 @@ cannot be probed; a user who may read a resource (through a shared workspace) bu
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 
@@ -30,9 +31,27 @@ def _with_relations(queryset: QuerySet[Resource]) -> QuerySet[Resource]:
     )
 
 
-def resource_list(*, user: User) -> QuerySet[Resource]:
-    """All of the user's own resources, inactive ones included, newest first; ready to serialize."""
-    return _with_relations(resources_owned_by(user)).order_by("-created")
+def resource_list_representation(*, user: User, base: str) -> list[dict[str, Any]]:
+    """`GET /resources/` rendered straight from two queries of plain values, no model instances.
+
+    Every client page polls this list every few seconds while anything is validating, so it is
+    the hottest read of the API: one query for the rows, one for every membership of them.
+    """
+    from mev.resources.serializers import RESOURCE_ROW_FIELDS, resource_representation
+    from mev.workspaces.models import WorkspaceResource
+    from mev.workspaces.serializers import workspace_representation
+
+    rows = list(resources_owned_by(user).order_by("-created").values(*RESOURCE_ROW_FIELDS))
+    memberships: dict[Any, list[dict[str, Any]]] = {}
+    for m in (WorkspaceResource.objects.filter(resource__owner=user)
+              .order_by("workspace__created")
+              .values("resource_id", "workspace_id", "workspace__workspace_name", "workspace__owner__email",
+                      "workspace__created")):
+        memberships.setdefault(m["resource_id"], []).append(workspace_representation(
+            id=m["workspace_id"], workspace_name=m["workspace__workspace_name"],
+            owner_email=m["workspace__owner__email"], created=m["workspace__created"], base=base))
+    return [resource_representation(row, owner_email=user.email, workspaces=memberships.get(row["id"], []), base=base)
+            for row in rows]
 
 
 def _get_or_404(resource_id: uuid.UUID | str) -> Resource:

@@ -25,10 +25,7 @@ except ImportError:  # pragma: no cover - the registry ships with the repository
         return _FALLBACK_TITLES.get(code) if code else None
 
 
-def render_workspaces(workspaces: Any, context: dict[str, Any]) -> list[dict[str, Any]]:
-    from mev.workspaces.serializers import WorkspaceOutputSerializer
-
-    return list(WorkspaceOutputSerializer(workspaces, many=True, context=context).data)
+_TIMESTAMP = serializers.DateTimeField()
 
 
 class WorkspaceSummarySerializer(serializers.Serializer):
@@ -48,8 +45,8 @@ class ResourceOutputSerializer(serializers.Serializer):
     `/api/resources/download/<id>/`, which needs the caller's token; pre-signed links come only
     from `/resources/signed-url/<id>/`.
 
-    For lists, pass a queryset from `selectors.resource_list` (owner selected, workspaces
-    prefetched) so rendering makes no per-row queries.
+    For lists, pass a queryset with the owner selected and the workspaces prefetched, so rendering
+    makes no per-row queries; `GET /resources/` itself uses `selectors.resource_list_representation`.
     """
 
     id = serializers.UUIDField()
@@ -68,20 +65,65 @@ class ResourceOutputSerializer(serializers.Serializer):
     suggested_resource_type = serializers.CharField(allow_null=True)
     suggested_file_format = serializers.CharField(allow_null=True)
 
+    # The declared fields describe the object for the OpenAPI schema; rendering is done directly by
+    # `to_representation`, because `GET /resources/` renders every file of a user and the generic
+    # field machinery (plus a nested serializer per row) cost more than the database query.
+
     @extend_schema_field(serializers.CharField(allow_null=True))
-    def get_readable_resource_type(self, resource: Resource) -> str | None:
+    def get_readable_resource_type(self, resource: Resource) -> str | None:  # pragma: no cover - schema only
         return _title_for(resource.resource_type) if resource.resource_type else None
 
     @extend_schema_field(serializers.CharField())
-    def get_status(self, resource: Resource) -> str:
-        return resource.status if resource.status is not None else ResourceStatus.READY
+    def get_status(self, resource: Resource) -> str:  # pragma: no cover - schema only
+        return resource.status or ResourceStatus.READY
 
     @extend_schema_field(WorkspaceSummarySerializer(many=True))
-    def get_workspaces(self, resource: Resource) -> list[dict[str, Any]]:
-        return render_workspaces(resource.workspaces.all(), self.context)
+    def get_workspaces(self, resource: Resource) -> list[dict[str, Any]]:  # pragma: no cover - schema only
+        return []
 
     @extend_schema_field(serializers.CharField())
-    def get_datafile(self, resource: Resource) -> str:
-        path = f"/api/resources/download/{resource.pk}/"
-        request = self.context.get("request")
-        return request.build_absolute_uri(path) if request is not None else path
+    def get_datafile(self, resource: Resource) -> str:  # pragma: no cover - schema only
+        return ""
+
+    def to_representation(self, resource: Resource) -> dict[str, Any]:
+        from mev.workspaces.serializers import absolute_base, workspace_representation
+
+        # Cached on the serializer (a list's child is one instance), so computed once per response.
+        base = self.__dict__.get("_base")
+        if base is None:
+            base = self.__dict__["_base"] = absolute_base(self.context.get("request"))
+        workspaces = [
+            workspace_representation(id=w.pk, workspace_name=w.workspace_name, owner_email=w.owner.email,
+                                     created=w.created, base=base)
+            for w in resource.workspaces.all()
+        ]
+        row = {name: getattr(resource, name) for name in RESOURCE_ROW_FIELDS}
+        return resource_representation(row, owner_email=resource.owner.email, workspaces=workspaces, base=base)
+
+
+# The model fields the Resource object is made of (`selectors.resource_list_rows` reads just these).
+RESOURCE_ROW_FIELDS = ("id", "name", "resource_type", "file_format", "is_active", "is_public", "status", "created",
+                       "size", "suggested_resource_type", "suggested_file_format")
+
+
+def resource_representation(row: dict[str, Any], *, owner_email: str, workspaces: list[dict[str, Any]], base: str
+                            ) -> dict[str, Any]:
+    """The Resource object of §2.2 from a row of `RESOURCE_ROW_FIELDS` values."""
+    resource_type = row["resource_type"]
+    return {
+        "id": str(row["id"]),
+        "name": row["name"],
+        "resource_type": resource_type,
+        "readable_resource_type": _title_for(resource_type) if resource_type else None,
+        "file_format": row["file_format"],
+        "owner_email": owner_email,
+        "is_active": row["is_active"],
+        "is_public": row["is_public"],
+        "status": row["status"] or ResourceStatus.READY,
+        "workspaces": workspaces,
+        "created": _TIMESTAMP.to_representation(row["created"]),
+        "size": row["size"],
+        "datafile": f"{base}/api/resources/download/{row['id']}/",
+        "suggested_resource_type": row["suggested_resource_type"],
+        "suggested_file_format": row["suggested_file_format"],
+    }
