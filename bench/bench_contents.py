@@ -10,6 +10,7 @@ import gc
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -232,3 +233,8 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    # The generated tables are ~200 MB: remove them unless the caller chose where they go.
+    if "--workdir" not in sys.argv:
+        for leftover in Path(tempfile.gettempdir()).glob("bench_contents_*"):
+            if leftover.is_dir() and (leftover / "mtx.parquet").exists():
+                shutil.rmtree(leftover, ignore_errors=True)

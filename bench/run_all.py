@@ -38,7 +38,9 @@ def machine() -> str:
 
 
 def main(selected: list[str]) -> int:
-    scripts = sorted(HERE.glob("bench_*.py"))
+    # bench_settings.py and bench_urls.py are modules imported by bench_api.py, not benchmarks:
+    # only files that run as a script (`if __name__ == "__main__":`) are benchmarks.
+    scripts = sorted(s for s in HERE.glob("bench_*.py") if '__name__ == "__main__"' in s.read_text())
     if selected:
         scripts = [s for s in scripts if any(name in s.name for name in selected)]
     sections = [
@@ -53,7 +55,9 @@ def main(selected: list[str]) -> int:
     for script in scripts:
         print(f"== {script.name}", flush=True)
         started = time.monotonic()
-        result = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True)
+        # Scripts import `mev` and `bench`; run as files, they only see bench/ on sys.path.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        result = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, env=env)
         elapsed = time.monotonic() - started
         print(result.stdout[-4000:], result.stderr[-2000:] if result.returncode else "", flush=True)
         if result.returncode != 0:
@@ -61,7 +65,11 @@ def main(selected: list[str]) -> int:
             sections += [f"## {script.stem}", "", f"FAILED (exit {result.returncode}) after {elapsed:.0f} s:",
                          "", "```", result.stderr[-3000:], "```", ""]
         else:
-            sections += [result.stdout.strip(), "", f"_({script.name}: {elapsed:.0f} s)_", ""]
+            output = result.stdout.strip()
+            if not output.startswith("## "):
+                # Plain-text reports keep their layout inside a code block, under the script's name.
+                output = f"## {script.stem}\n\n```\n{output}\n```"
+            sections += [output, "", f"_({script.name}: {elapsed:.0f} s)_", ""]
     (HERE / "RESULTS.md").write_text("\n".join(sections) + "\n")
     print(f"wrote {HERE / 'RESULTS.md'}")
     return 1 if failed else 0
