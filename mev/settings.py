@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from corsheaders.defaults import default_headers
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -200,8 +201,10 @@ SPECTACULAR_SETTINGS = {
 CORS_ALLOWED_ORIGINS = env.list(
     "MEV_CORS_ALLOWED_ORIGINS", default=["http://localhost:4200", "http://127.0.0.1:4200"]
 )
-CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type", "x-request-id", "upload-offset",
-                      "upload-length", "upload-metadata", "tus-resumable", "content-range", "range"]
+# django-cors-headers' defaults (accept, authorization, content-type, origin, user-agent, x-csrftoken,
+# x-requested-with...) plus what resumable uploads and ranged downloads send.
+CORS_ALLOW_HEADERS = [*default_headers, "x-request-id", "upload-offset", "upload-length", "upload-metadata",
+                      "tus-resumable", "content-range", "range"]
 CORS_EXPOSE_HEADERS = ["Content-Disposition", "X-Request-ID", "Location", "Upload-Offset", "Upload-Length",
                        "Tus-Resumable", "Upload-Resource-Id", "Content-Range", "Accept-Ranges", "Content-Length"]
 CORS_ALLOW_CREDENTIALS = False
