@@ -16,8 +16,6 @@ apt_install() {
 }
 
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_install nginx-light || apt_install nginx
-command -v bc >/dev/null 2>&1 || apt_install bc
-command -v curl >/dev/null 2>&1 || apt_install curl
 
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   command -v pg_ctlcluster >/dev/null 2>&1 || apt_install postgresql

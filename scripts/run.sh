@@ -3,7 +3,7 @@
 # local runner, a filesystem broker): gunicorn on 127.0.0.1:8000, a Celery worker with beat.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-start=$(date +%s.%N)
+start_ns=$(date +%s%N)
 scripts/venv.sh
 export DJANGO_SETTINGS_MODULE=mev.settings
 PORT=${MEV_PORT:-8000}
@@ -20,12 +20,16 @@ MEV_GUNICORN_BIND="127.0.0.1:$PORT" MEV_GUNICORN_WORKERS=${MEV_GUNICORN_WORKERS:
   .venv/bin/gunicorn --config deploy/gunicorn.conf.py >data/logs/gunicorn.log 2>&1 &
 web=$!
 trap 'kill $web $worker 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
-for _ in $(seq 1 100); do
-  if curl -fsS "http://127.0.0.1:$PORT/api/" >/dev/null 2>&1; then break; fi
+up() { .venv/bin/python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$PORT/api/', timeout=2)" \
+       >/dev/null 2>&1; }
+for _ in $(seq 1 300); do
+  up && break
   kill -0 $web 2>/dev/null || { echo "gunicorn did not start; see data/logs/gunicorn.log"; exit 1; }
   sleep 0.2
 done
-elapsed=$(echo "$(date +%s.%N) - $start" | bc)
+up || { echo "gunicorn is not answering on port $PORT; see data/logs/gunicorn.log"; exit 1; }
+elapsed_ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
+elapsed="$((elapsed_ms / 1000)).$(printf '%03d' $((elapsed_ms % 1000)))"
 cat <<MSG
 
 WebMEV is up (ready in ${elapsed}s): http://127.0.0.1:$PORT/api/
