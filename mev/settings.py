@@ -225,6 +225,8 @@ MEV_DOWNLOAD_ACCEL = env.bool("MEV_DOWNLOAD_ACCEL", default=False)
 MEV_DOWNLOAD_ACCEL_PREFIX = env.str("MEV_DOWNLOAD_ACCEL_PREFIX", default="/_protected/")
 MEV_SIGNED_URL_SECONDS = env.int("MEV_SIGNED_URL_SECONDS", default=300)
 MEV_UPLOAD_EXPIRY_HOURS = env.int("MEV_UPLOAD_EXPIRY_HOURS", default=24)
+# A validation requested longer ago than this with no outcome is re-sent (or ended) by the sweep.
+MEV_VALIDATION_STUCK_SECONDS = env.int("MEV_VALIDATION_STUCK_SECONDS", default=300)
 
 # --- Uploads -------------------------------------------------------------------------------------
 MEV_MAX_UPLOAD_BYTES = env.int("MEV_MAX_UPLOAD_BYTES", default=2 * 1024**3)
@@ -308,6 +310,9 @@ CELERY_BEAT_SCHEDULE: dict = {
     "cleanup-stale-uploads": {"task": "mev.resources.tus.cleanup_stale_uploads", "schedule": 3600.0},
     "cleanup-orphaned-files": {"task": "mev.resources.tasks.cleanup_orphaned_files", "schedule": 86400.0},
     "cleanup-table-cache": {"task": "mev.resources.tasks.cleanup_table_cache", "schedule": 86400.0},
+    # Re-sends (or ends readably) validations whose queue message was lost: contract §7.3.8.
+    "requeue-stuck-validations": {"task": "mev.resources.tasks.requeue_stuck_validations", "schedule": 60.0,
+                                  "options": {"expires": 60.0}},
 }
 
 # --- Production hardening ------------------------------------------------------------------------

@@ -40,6 +40,13 @@ class Resource(models.Model):
     table_file = models.CharField(max_length=512, blank=True)
     n_rows = models.BigIntegerField(null=True, blank=True)
     n_cols = models.IntegerField(null=True, blank=True)
+    # The validation asked for and not yet applied (§7.3.8): kept on the row so a lost queue
+    # message can be re-sent by `requeue_stuck_validations`; cleared when an outcome is applied.
+    pending_resource_type = models.CharField(max_length=32, null=True, blank=True)
+    pending_file_format = models.CharField(max_length=16, null=True, blank=True)
+    validation_requested_at = models.DateTimeField(null=True, blank=True)
+    # How many times the sweep has re-sent the validation of the pending request.
+    validation_requeues = models.PositiveSmallIntegerField(default=0)
     # The executed operation that produced this file (null for uploads); kept when the job goes.
     parent_operation = models.ForeignKey(
         "jobs.ExecutedOperation", null=True, blank=True, on_delete=models.SET_NULL, related_name="output_resources"

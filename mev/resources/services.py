@@ -142,9 +142,12 @@ def resource_update(
             raise ApplicationError(body={"resource_type": "Give a resource type together with the format."})
         if target_format is None:
             raise ApplicationError(body={"file_format": "Give a file format together with the resource type."})
+        from mev.resources.validation import PENDING_FIELDS, mark_validation_requested
+
         resource.is_active = False
         resource.status = ResourceStatus.VALIDATING
-        fields += ["is_active", "status"]
+        mark_validation_requested(resource, resource_type=target_type, file_format=target_format)
+        fields += ["is_active", "status", *PENDING_FIELDS]
         _enqueue_validation(str(resource.pk), target_type, target_format)
     if fields:
         resource.save(update_fields=fields)

@@ -29,6 +29,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from mev.resource_types.outcome import ValidationOutcome
 from mev.resource_types.validation import (
@@ -71,6 +72,26 @@ def is_transient_storage_error(error: BaseException) -> bool:
 
 # --------------------------------------------------------------------------- starting
 
+# The fields that remember a requested validation until its outcome is applied (§7.3.8).
+PENDING_FIELDS = ("pending_resource_type", "pending_file_format", "validation_requested_at", "validation_requeues")
+
+
+def mark_validation_requested(resource: Resource, *, resource_type: str | None, file_format: str | None) -> None:
+    """Remember on the row what is to be validated (not saved): a lost queue message can be re-sent."""
+    resource.pending_resource_type = resource_type
+    resource.pending_file_format = file_format
+    resource.validation_requested_at = timezone.now()
+    resource.validation_requeues = 0
+
+
+def clear_validation_request(resource: Resource) -> None:
+    """Forget the pending request (not saved): called whenever an outcome is applied."""
+    resource.pending_resource_type = None
+    resource.pending_file_format = None
+    resource.validation_requested_at = None
+    resource.validation_requeues = 0
+
+
 
 @transaction.atomic
 def resource_begin_validation(
@@ -79,13 +100,15 @@ def resource_begin_validation(
     """Mark the resource as being validated (§3.2 step 1) and, by default, queue the work.
 
     The type and format are not written here: the resource keeps its previous valid state until
-    the validation succeeds, so a failure can revert to it. The task is queued after commit, so
-    the worker always sees the `Validating...` row.
+    the validation succeeds, so a failure can revert to it; the request is kept in the
+    `pending_*` fields so a lost queue message can be re-sent (`requeue_stuck_validations`). The
+    task is queued after commit, so the worker always sees the `Validating...` row.
     """
     locked = Resource.objects.select_for_update().get(pk=resource.pk)
     locked.is_active = False
     locked.status = ResourceStatus.VALIDATING
-    locked.save(update_fields=["is_active", "status"])
+    mark_validation_requested(locked, resource_type=resource_type, file_format=file_format)
+    locked.save(update_fields=["is_active", "status", *PENDING_FIELDS])
     if enqueue:
         from mev.resources.tasks import validate_resource as validate_task
 
@@ -146,9 +169,15 @@ def resource_validate(
 def resource_validation_give_up(*, resource_id: uuid.UUID | str) -> Resource:
     """End a validation that could not run: active, previous type kept, the §3.2 error text."""
     resource = Resource.objects.select_for_update().get(pk=resource_id)
+    return settle_unexpected_error(resource)
+
+
+def settle_unexpected_error(resource: Resource) -> Resource:
+    """On a row locked by the caller's transaction: active, the unexpected-error text, admins told."""
     resource.is_active = True
     resource.status = UNEXPECTED_ERROR_STATUS
-    resource.save(update_fields=["is_active", "status"])
+    clear_validation_request(resource)
+    resource.save(update_fields=["is_active", "status", *PENDING_FIELDS])
     _notify_admins(resource)
     return resource
 
@@ -233,9 +262,10 @@ def _apply_success(
     resource.n_cols = outcome.n_cols
     resource.status = ResourceStatus.READY
     resource.is_active = True
+    clear_validation_request(resource)
     resource.save(update_fields=[
         "resource_type", "file_format", "standardized_file", "table_file", "n_rows", "n_cols", "status",
-        "is_active",
+        "is_active", *PENDING_FIELDS,
     ])
     _replace_metadata(resource, observation_set=outcome.observation_set, feature_set=outcome.feature_set)
 
@@ -260,7 +290,8 @@ def _apply_failure(
         outcome=outcome, new_type=resource_type or "", old_type=resource.resource_type
     )
     resource.is_active = True
-    resource.save(update_fields=["status", "is_active"])
+    clear_validation_request(resource)
+    resource.save(update_fields=["status", "is_active", *PENDING_FIELDS])
     return resource
 
 
