@@ -41,6 +41,25 @@ class BundleRun:
     workdir: Path
 
 
+# The two groups of the committed two-group references (tests/reference/counts_2group.tsv).
+REFERENCE_BASE = [f"ctrl_{i}" for i in range(1, 5)]
+REFERENCE_EXP = [f"trt_{i}" for i in range(1, 5)]
+
+
+def sample_set(ids, name: str = "s") -> dict:
+    """An ObservationSet as the web client sends it."""
+    return {"name": name, "elements": [{"id": i} for i in ids]}
+
+
+def two_group_inputs(path, base=REFERENCE_BASE, exp=REFERENCE_EXP, **overrides) -> dict:
+    """inputs.json of a two-group differential-expression bundle (DESeq2, edgeR, Limma/voom)."""
+    inputs = {"raw_counts": str(path), "base_condition_samples": sample_set(base, "ctrl"),
+              "experimental_condition_samples": sample_set(exp, "trt"),
+              "base_condition_name": "ctrl", "experimental_condition_name": "trt"}
+    inputs.update(overrides)
+    return inputs
+
+
 def run_bundle(bundle_dir, inputs: dict, workdir, n_cpus: int = 1, timeout: int = 900) -> BundleRun:
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)

@@ -11,23 +11,24 @@ BUNDLE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BUNDLE.parent))
 sys.path.insert(0, str(BUNDLE))
 from _common.rnaseq import bh_adjust, tmm_norm_factors  # noqa: E402
-from _common.testing import REFERENCE_DIR, de_agreement, read_output_table, run_bundle  # noqa: E402
+from _common.testing import (  # noqa: E402
+    REFERENCE_BASE,
+    REFERENCE_DIR,
+    REFERENCE_EXP,
+    de_agreement,
+    read_output_table,
+    run_bundle,
+    sample_set,
+    two_group_inputs,
+)
 from limma_core import fit_f_dist, lm_fit, trigamma_inverse  # noqa: E402
 
-BASE = [f"ctrl_{i}" for i in range(1, 5)]
-EXP = [f"trt_{i}" for i in range(1, 5)]
-
-
-def _set(ids, name="s"):
-    return {"name": name, "elements": [{"id": i} for i in ids]}
+BASE, EXP = REFERENCE_BASE, REFERENCE_EXP
+_set = sample_set
 
 
 def _inputs(path, base=BASE, exp=EXP, **kw):
-    d = {"raw_counts": str(path), "base_condition_samples": _set(base, "ctrl"),
-         "experimental_condition_samples": _set(exp, "trt"),
-         "base_condition_name": "ctrl", "experimental_condition_name": "trt"}
-    d.update(kw)
-    return d
+    return two_group_inputs(path, base, exp, **kw)
 
 
 @pytest.fixture(scope="module")
