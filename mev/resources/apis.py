@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mev.core.exceptions import ApplicationError
-from mev.resources import downloads, selectors, services, storage, uploads
+from mev.resources import downloads, quotas, selectors, services, storage, uploads
 from mev.resources.models import Resource
 from mev.resources.serializers import ResourceOutputSerializer
 from mev.workspaces.serializers import absolute_base
@@ -74,7 +74,8 @@ class ResourceUploadApi(APIView):
 
     @extend_schema(
         request={"multipart/form-data": inline_serializer("ResourceUpload", {"datafile": serializers.FileField()})},
-        responses={201: ResourceOutputSerializer, 413: OpenApiResponse(description="Above MEV_MAX_UPLOAD_BYTES")},
+        responses={201: ResourceOutputSerializer,
+                   413: OpenApiResponse(description="Above MEV_MAX_UPLOAD_BYTES, or the storage quota is full")},
     )
     def post(self, request: Request) -> Response:
         try:
@@ -83,6 +84,8 @@ class ResourceUploadApi(APIView):
             content_length = 0
         if content_length > uploads.max_upload_bytes() + uploads.MULTIPART_SLACK:
             raise uploads.too_large()
+        # Fail fast on a full account, before the body is read; the framing is at most the slack.
+        quotas.check(request.user, max(0, content_length - uploads.MULTIPART_SLACK))
         handler = uploads.StreamingUploadHandler(request._request)
         request._request.upload_handlers = [handler]
         received: list[Any] = []
@@ -91,15 +94,28 @@ class ResourceUploadApi(APIView):
             if not received:
                 raise ApplicationError(body={uploads.FILE_FIELD: ["No file was submitted."]})
             upload = received[0]
-            resource = services.resource_create_from_file(
-                owner=request.user, name=upload.name, path=upload.path, checksum=upload.sha256, move=True
-            )
+            with quotas.reserved(request.user, upload.size):
+                resource = services.resource_create_from_file(
+                    owner=request.user, name=upload.name, path=upload.path, checksum=upload.sha256, move=True
+                )
         finally:
             handler.cleanup()
             for upload in received:
                 upload.close()
                 upload.path.unlink(missing_ok=True)
         return render(request, resource, code=status.HTTP_201_CREATED)
+
+
+class ResourceUsageApi(APIView):
+    """The caller's storage: bytes used (files owned plus resumable uploads in progress) and the quota."""
+
+    @extend_schema(responses={200: inline_serializer("StorageUsage", {
+        "used_bytes": serializers.IntegerField(),
+        "quota_bytes": serializers.IntegerField(allow_null=True, help_text="null: no limit"),
+        "available_bytes": serializers.IntegerField(allow_null=True),
+    })})
+    def get(self, request: Request) -> Response:
+        return Response(quotas.usage_of(request.user).as_json())
 
 
 class ResourceDownloadApi(APIView):

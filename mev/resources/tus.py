@@ -34,7 +34,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mev.core.exceptions import ApplicationError
-from mev.resources import selectors, services, storage, uploads
+from mev.resources import quotas, selectors, services, storage, uploads
 from mev.resources.models import UploadSession
 from mev.resources.serializers import ResourceOutputSerializer
 from mev.users.models import User
@@ -107,11 +107,12 @@ def upload_session_create(*, owner: User, length: int, filename: str) -> UploadS
     session_id = uuid.uuid4()
     name = f"{session_id}.part"
     path = partial_dir() / name
-    path.touch(exist_ok=False)
-    session = UploadSession.objects.create(
-        id=session_id, owner=owner, filename=services.display_name(filename), length=length, offset=0,
-        partial_path=name,
-    )
+    with quotas.reserved(owner, length):  # the session's length stays reserved until it completes or expires
+        path.touch(exist_ok=False)
+        session = UploadSession.objects.create(
+            id=session_id, owner=owner, filename=services.display_name(filename), length=length, offset=0,
+            partial_path=name,
+        )
     if length == 0:  # an empty file is complete as soon as it exists
         session.resource = services.resource_create_from_file(owner=owner, name=session.filename, path=path)
         session.save(update_fields=["resource"])
@@ -250,7 +251,7 @@ class TusCreateApi(_TusBase):
             OpenApiParameter("Upload-Metadata", str, OpenApiParameter.HEADER, description="filename <base64>"),
         ],
         responses={201: OpenApiResponse(description="Created; Location header"),
-                   413: OpenApiResponse(description="Upload-Length above MEV_MAX_UPLOAD_BYTES")},
+                   413: OpenApiResponse(description="Upload-Length above MEV_MAX_UPLOAD_BYTES or the free quota")},
     )
     def post(self, request: Request) -> Response:
         _check_version(request)

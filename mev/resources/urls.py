@@ -5,6 +5,7 @@ from mev.resources import apis, tus
 
 urlpatterns = routes(
     route("resources/", apis.ResourceListApi.as_view(), "resource-list"),
+    route("resources/usage/", apis.ResourceUsageApi.as_view(), "resource-usage"),
     route("resources/upload/", apis.ResourceUploadApi.as_view(), "resource-upload"),
     route("resources/uploads/", tus.TusCreateApi.as_view(), "resource-tus-create"),
     route("resources/uploads/<uuid:upload_id>/", tus.TusUploadApi.as_view(), "resource-tus-upload"),

@@ -40,6 +40,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     date_joined = models.DateTimeField(default=timezone.now)
     # Bumped on every password change or reset: tokens carrying an older value are refused.
     token_version = models.PositiveIntegerField(default=0)
+    # Storage this user may fill, in bytes; null = the site default (MEV_STORAGE_QUOTA_BYTES), 0 = no limit.
+    storage_quota_bytes = models.BigIntegerField(null=True, blank=True)
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
