@@ -232,6 +232,8 @@ MEV_VALIDATION_STUCK_SECONDS = env.int("MEV_VALIDATION_STUCK_SECONDS", default=3
 MEV_MAX_UPLOAD_BYTES = env.int("MEV_MAX_UPLOAD_BYTES", default=2 * 1024**3)
 # Bytes of uploaded files one user may keep (a user's own `storage_quota_bytes` overrides it); 0 = no limit.
 MEV_STORAGE_QUOTA_BYTES = env.int("MEV_STORAGE_QUOTA_BYTES", default=50 * 1024**3)
+# Resumable uploads one user may have open at once (0 = no limit).
+MEV_MAX_OPEN_UPLOADS = env.int("MEV_MAX_OPEN_UPLOADS", default=20)
 # Request bodies above this stream to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

@@ -107,6 +107,12 @@ def upload_session_create(*, owner: User, length: int, filename: str) -> UploadS
     session_id = uuid.uuid4()
     name = f"{session_id}.part"
     path = partial_dir() / name
+    open_uploads = UploadSession.objects.filter(owner=owner, resource__isnull=True).count()
+    limit = int(getattr(settings, "MEV_MAX_OPEN_UPLOADS", 20))
+    if limit and open_uploads >= limit:
+        raise ApplicationError(
+            f"You already have {open_uploads} resumable uploads in progress (the limit is {limit}); "
+            "finish or cancel one first.", status_code=429)
     with quotas.reserved(owner, length):  # the session's length stays reserved until it completes or expires
         path.touch(exist_ok=False)
         session = UploadSession.objects.create(

@@ -101,3 +101,14 @@ def test_outputs_are_never_refused_but_count(user, settings):
                                          (1_500_000, "1.5 MB"), (53_687_091_200, "53.7 GB")])
 def test_human_size(n, text):
     assert quotas.human_size(n) == text
+
+
+def test_open_resumable_uploads_are_capped(auth_client, user, settings):
+    settings.MEV_MAX_OPEN_UPLOADS = 2
+    assert _tus_create(auth_client, 10).status_code == 201
+    assert _tus_create(auth_client, 10).status_code == 201
+    refused = _tus_create(auth_client, 10)
+    assert refused.status_code == 429
+    assert "2 resumable uploads in progress" in refused.json()["detail"]
+    UploadSession.objects.filter(owner=user).first().delete()
+    assert _tus_create(auth_client, 10).status_code == 201
