@@ -110,6 +110,7 @@ class StorageBackend(Protocol):
     def size(self, key: str) -> int: ...
     def local_path(self, key: str) -> Path | None: ...
     def presigned_url(self, key: str, filename: str, expires: int) -> str | None: ...
+    def iter_keys(self) -> Iterator[tuple[str, float]]: ...
 
 
 class LocalBackend:
@@ -208,6 +209,22 @@ class LocalBackend:
 
     def presigned_url(self, key: str, filename: str, expires: int) -> str | None:
         return None
+
+    def iter_keys(self) -> Iterator[tuple[str, float]]:
+        root = self.root
+        if not root.is_dir():
+            return
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            relative = Path(dirpath).relative_to(root).as_posix()
+            for filename in sorted(filenames):
+                if filename.startswith(".partial-"):
+                    continue  # a save in progress (or one that crashed): not a key yet
+                try:
+                    modified = os.stat(os.path.join(dirpath, filename)).st_mtime
+                except FileNotFoundError:
+                    continue
+                yield (filename if relative == "." else f"{relative}/{filename}"), modified
 
 
 class S3Backend:
@@ -309,6 +326,13 @@ class S3Backend:
             ExpiresIn=int(expires),
         )
 
+    def iter_keys(self) -> Iterator[tuple[str, float]]:
+        start = f"{self.prefix}/" if self.prefix else ""
+        pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket_name, Prefix=start)
+        for page in pages:
+            for item in page.get("Contents", []):
+                yield item["Key"][len(start):], item["LastModified"].timestamp()
+
 
 def _make_local() -> StorageBackend:
     return LocalBackend()
@@ -398,6 +422,11 @@ def delete(key: str) -> None:
     """Remove the stored file; a missing key is not an error (idempotent). Empty key: no-op."""
     if key:
         backend().delete(check_key(key))
+
+
+def iter_keys() -> Iterator[tuple[str, float]]:
+    """Every stored key with its modification time (epoch seconds), in no guaranteed order."""
+    return backend().iter_keys()
 
 
 def exists(key: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import socket
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -145,3 +146,28 @@ def test_s3_upload_download_presigned_delete(s3, local_tmp, auth_client, setting
     with pytest.raises(urllib.error.HTTPError):
         urllib.request.urlopen(signed["url"])  # noqa: S310
     assert s3.list_objects_v2(Bucket=BUCKET, Prefix=f"mev-files/{resource.owner_id}/{resource.pk}/")["KeyCount"] == 0
+
+
+def _listed_after_saving(keys: list[str]) -> dict[str, float]:
+    before = time.time() - 5
+    for key in keys:
+        storage.save_stream(key=key, fileobj=io.BytesIO(key.encode()))
+    listed = dict(storage.iter_keys())
+    assert set(keys) <= set(listed)
+    assert all(listed[key] >= before for key in keys)
+    return listed
+
+
+def test_local_iter_keys_lists_every_key_but_no_partial_file(local_tmp, settings):
+    listed = _listed_after_saving(["o1/r1/a.tsv", "o1/r2/b", "o2/r3/c.parquet"])
+    (Path(settings.MEDIA_ROOT) / "o1" / "r1" / ".partial-xyz").write_bytes(b"in flight")
+    assert set(dict(storage.iter_keys())) == set(listed) == {"o1/r1/a.tsv", "o1/r2/b", "o2/r3/c.parquet"}
+
+
+def test_s3_iter_keys_strips_the_prefix_and_stays_inside_it(s3, local_tmp):
+    s3.put_object(Bucket=BUCKET, Key="someone-else/x", Body=b"not ours")
+    keys = [f"o/r{i}/k{i}" for i in range(3)]
+    listed = _listed_after_saving(keys)
+    assert not any(key.startswith(("mev-files", "someone-else")) for key in listed)
+    for key in keys:
+        storage.delete(key)
