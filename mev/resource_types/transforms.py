@@ -1,9 +1,9 @@
-"""Server-side transforms of stored tables for the heatmap and volcano viewers (api-contract §2.3)."""
+"""Server-side transforms of stored tables for the heatmap, volcano and network viewers (api-contract §2.3)."""
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,9 @@ from mev.resource_types.query import (
 
 __all__ = [
     "MAX_CLUSTERED_ROWS",
+    "PANDA_MAX_DEPTH",
+    "PANDA_MAX_EDGES",
+    "PANDA_MAX_INITIAL_NODES",
     "TRANSFORM_NAME_PARAM",
     "TransformError",
     "run_transform",
@@ -60,6 +63,19 @@ VOLCANO_DEFAULT_FRACTION = 0.01
 # Fixed so the same request always draws the same background points.
 VOLCANO_SEED = 20_240_101
 
+# pandasubset walks a gene x TF weight matrix (PANDA, PUMA: NS, or any other numeric matrix).
+PANDA_KINDS = frozenset({"matrix"})
+PANDA_MAX_INITIAL_NODES = 20  # api-contract §2.3; the viewer's search sends at most 10
+# The viewer offers 2-5 layers and 3-10 children and refuses to draw more than 1,000 nodes.
+# Every layer can cost one full read of the matrix, so the depth is bounded; the walk also
+# stops as soon as a layer brings no new node. The edge bound keeps the answer (and the
+# Python objects behind it) to a few MB: 10,000 expanded nodes with 10 children each.
+PANDA_MAX_DEPTH = 10
+PANDA_MAX_EDGES = 100_000
+# Column nodes are expanded from whole columns, read this many at a time: 20,000 genes x 64
+# columns is 10 MB of float64, like one 1,000-row group of a 1,000-column matrix.
+PANDA_COLUMN_CHUNK = 64
+
 
 class TransformError(ValueError):
     """A transform cannot run; the view answers 400 ``{"error": message}``."""
@@ -69,11 +85,13 @@ class TransformError(ValueError):
         super().__init__(message)
 
 
-def run_transform(path: Path, params: Sequence[tuple[str, str]], *, kind: str) -> list[dict[str, Any]]:
+def run_transform(path: Path, params: Sequence[tuple[str, str]], *, kind: str) -> Any:
     """Run the transform named by the ``transform-name`` parameter on the stored table at ``path``.
 
     ``kind`` is the stored table's kind (``matrix``, ``annotation``, ``feature``, ``bed``).
-    Returns table records (``{"rowname", "values"}``). Raises :class:`TransformError`.
+    Returns the JSON body: table records (``{"rowname", "values"}``) for the heatmap and volcano
+    transforms, the ``{"initial_axis", "nodes"}`` object for ``pandasubset``.
+    Raises :class:`TransformError`.
     """
     params = list(params)
     name = _last(params, TRANSFORM_NAME_PARAM)
@@ -84,8 +102,7 @@ def run_transform(path: Path, params: Sequence[tuple[str, str]], *, kind: str) -
     if transform is None:
         available = ", ".join(sorted(TRANSFORMS))
         raise TransformError(f'"{name}" is not a known transform. The available transforms are: {available}.')
-    allowed_kinds = HEATMAP_KINDS if name.startswith("heatmap-") else VOLCANO_KINDS
-    if kind not in allowed_kinds:
+    if kind not in TRANSFORM_KINDS[name]:
         raise TransformError(f'The "{name}" transform is not available for this type of resource.')
     with StoredTable(Path(path)) as table:
         return transform(table, params, kind)
@@ -340,8 +357,280 @@ def volcano_subset(table: StoredTable, params: Sequence[tuple[str, str]], kind: 
     return _all_records(table, np.nonzero(keep)[0])
 
 
-TRANSFORMS: dict[str, Callable[[StoredTable, Sequence[tuple[str, str]], str], list[dict[str, Any]]]] = {
+# --------------------------------------------------------------------------- network subsetting
+#
+# pandasubset: a small sub-network of a gene x TF weight matrix for the PANDA and PUMA viewers.
+#
+# What follows the original WebMEV back end (mev-backend, api/data_transformations/
+# network_transforms.py), so the viewers draw the same network:
+# - ``axis`` 0 starts from rows (genes), 1 from columns (TFs). Without ``initial_nodes`` the
+#   walk starts from the ``children`` nodes of that axis with the largest total weight (sum over
+#   the other axis, missing cells skipped); with it, from the named nodes, in the order given.
+# - Each expanded node keeps its ``children`` largest weights (signed values, not absolute
+#   ones), largest first; missing cells are never children; equal weights keep matrix order
+#   (the first row or column wins, as pandas' ``nlargest`` does).
+# - The children of one layer are the nodes of the next, on the other axis; ``maxdepth``
+#   counts the layers expanded. The children of the last layer are listed but not expanded.
+# - A node is identified by its name *and* axis, so a gene and a TF with the same name are two
+#   nodes. A node reached again is not listed twice.
+# - Unknown initial nodes are an error naming them and the axis searched.
+#
+# Where this differs, and why:
+# - A node already expanded is not expanded again. The original re-expanded it, which gives the
+#   same children (the same row or column), so the answer is the same for less work; and the walk
+#   stops as soon as a layer brings no new node, whatever ``maxdepth`` says.
+# - The nodes of a layer come in a fixed order (parents in order, each parent's children by
+#   rank) instead of Python set order, so the same request always gives the same answer.
+# - Every bad parameter is a 400 naming it and the value sent; ``initial_nodes`` takes at most
+#   20 names (api-contract §2.3), blank names are ignored (an empty ``initial_nodes=`` means "not
+#   given"), and repeated names count once. ``maxdepth`` is at most PANDA_MAX_DEPTH and the
+#   answer at most PANDA_MAX_EDGES edges, with a message saying what to lower.
+# - Only numeric matrices (MTX, I_MTX, EXP_MTX, RNASEQ_COUNT_MTX, NS) are accepted; the original
+#   tried any table. Weights from integer columns stay integers; +/-inf are rendered like cells.
+#
+# Memory: the matrix is never loaded whole. Row totals and row expansions read one row group at
+# a time; column totals add up group by group; column expansions read PANDA_COLUMN_CHUNK columns
+# at a time. Top-k selection is a partition per block, and Python objects are made only for the
+# edges that are returned.
+
+_NAN_KEY = np.iinfo(np.int64).min
+_NEGATIVE_MAGNITUDE_BITS = np.int64(0x7FFF_FFFF_FFFF_FFFF)
+
+
+def _ranking_keys(values: np.ndarray) -> np.ndarray:
+    """Integers that sort like the float ``values``, with NaN below everything (even -inf).
+
+    Equal weights must compare equal (ties are decided by position) and NaN must never be
+    chosen, which a float partition cannot promise; the IEEE-754 bit pattern, with the
+    magnitude bits of negative numbers flipped, orders exactly like the numbers.
+    """
+    normalized = np.asarray(values, dtype=np.float64) + 0.0  # -0.0 becomes 0.0, so the zeros tie
+    bits = normalized.view(np.int64)
+    keys = np.where(bits < 0, bits ^ _NEGATIVE_MAGNITUDE_BITS, bits)
+    keys[np.isnan(normalized)] = _NAN_KEY
+    return keys
+
+
+def _top_k(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` largest non-missing entries of each row of the 2-D ``values``.
+
+    Returns ``(rows, cols)`` of the chosen entries, grouped by row in increasing order and, within
+    a row, by decreasing value, equal values in column order. Linear in the size of ``values``
+    plus a sort of the chosen entries only.
+    """
+    n = values.shape[1]
+    keys = _ranking_keys(values)
+    chosen = keys != _NAN_KEY
+    if k < n:
+        threshold = np.partition(keys, n - k, axis=1)[:, n - k : n - k + 1]  # the k-th largest
+        above = keys > threshold
+        tied = keys == threshold
+        room = k - above.sum(axis=1)
+        # Where more entries equal the threshold than there is room for, the first ones win.
+        # That is rare in real weights, so the running count is taken only for those rows.
+        crowded = np.nonzero(tied.sum(axis=1) > room)[0]
+        if len(crowded):
+            ties = tied[crowded]
+            tied[crowded] = ties & (np.cumsum(ties, axis=1) <= room[crowded, None])
+        chosen &= above | tied
+    rows, cols = np.nonzero(chosen)
+    order = np.lexsort((cols, ~keys[rows, cols], rows))  # ~key: decreasing, without overflow
+    return rows[order], cols[order]
+
+
+def _axis_param(params: Sequence[tuple[str, str]]) -> int:
+    raw = _last(params, "axis")
+    if raw is None or not raw.strip():
+        raise TransformError("The 'axis' parameter is required for the pandasubset transform.")
+    if raw.strip() not in ("0", "1"):
+        raise TransformError(
+            f"The 'axis' parameter must be 0 (start from the rows, e.g. genes) or 1 (start from the "
+            f'columns, e.g. transcription factors); "{raw}" is neither.'
+        )
+    return int(raw.strip())
+
+
+def _initial_nodes_param(params: Sequence[tuple[str, str]]) -> list[str] | None:
+    raw = _last(params, "initial_nodes")
+    if raw is None:
+        return None
+    names = list(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
+    if not names:
+        return None
+    if len(names) > PANDA_MAX_INITIAL_NODES:
+        raise TransformError(
+            f"The 'initial_nodes' parameter may name at most {PANDA_MAX_INITIAL_NODES} nodes; "
+            f"it names {len(names)}."
+        )
+    return names
+
+
+class _WeightMatrix:
+    """Blocks of a stored numeric matrix as float64, read a row group or a few columns at a time."""
+
+    def __init__(self, table: StoredTable) -> None:
+        self.file = table.file
+        self.columns = list(table.columns)
+        schema = self.file.schema_arrow
+        types = [schema.field(name).type for name in self.columns]
+        for name, data_type in zip(self.columns, types, strict=True):
+            if not (
+                pa.types.is_integer(data_type)
+                or pa.types.is_floating(data_type)
+                or pa.types.is_null(data_type)
+            ):
+                raise TransformError(
+                    f"The pandasubset transform needs a matrix of numbers; the column '{name}' is not numeric."
+                )
+        self.integer_columns = np.array([pa.types.is_integer(t) for t in types], dtype=bool)
+        self.row_names: list[str] = (
+            self.file.read(columns=[ROWNAME_COLUMN], use_threads=False).column(0).to_pylist()
+        )
+        sizes = [self.file.metadata.row_group(i).num_rows for i in range(self.file.num_row_groups)]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+
+    def names(self, axis: int) -> list[str]:
+        return self.row_names if axis == 0 else self.columns
+
+    def size(self, axis: int) -> int:
+        return len(self.names(axis))
+
+    @staticmethod
+    def _floats(data: pa.Table) -> np.ndarray:
+        block = np.empty((data.num_rows, data.num_columns), dtype=np.float64)
+        for j, column in enumerate(data.columns):
+            # Missing cells become NaN; int64 beyond 2**53 may round, which only affects ranking.
+            if pa.types.is_null(column.type):  # a column with no value at all
+                column = column.cast(pa.float64())
+            block[:, j] = column.to_numpy()
+        return block
+
+    def row_groups(self) -> Iterator[np.ndarray]:
+        for group in range(self.file.num_row_groups):
+            yield self._floats(self.file.read_row_group(group, columns=self.columns, use_threads=False))
+
+    def rows(self, rows: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(positions, block)``: the rows ``rows[positions]``, one row group at a time."""
+        groups = np.searchsorted(self.offsets, rows, side="right") - 1
+        for group in np.unique(groups):
+            positions = np.nonzero(groups == group)[0]
+            data = self.file.read_row_group(int(group), columns=self.columns, use_threads=False)
+            yield positions, self._floats(data.take(pa.array(rows[positions] - self.offsets[group])))
+
+    def columns_of(self, cols: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(positions, block)``: the columns ``cols[positions]`` as rows of ``block``."""
+        for start in range(0, len(cols), PANDA_COLUMN_CHUNK):
+            positions = np.arange(start, min(start + PANDA_COLUMN_CHUNK, len(cols)))
+            names = [self.columns[j] for j in cols[positions]]
+            yield positions, self._floats(self.file.read(columns=names, use_threads=False)).T
+
+    def totals(self, axis: int) -> np.ndarray:
+        """Sum of each row (axis 0) or column (axis 1), missing cells skipped."""
+        if axis == 0:
+            return np.concatenate([np.nansum(block, axis=1) for block in self.row_groups()] or [np.empty(0)])
+        totals = np.zeros(len(self.columns))
+        for block in self.row_groups():
+            totals += np.nansum(block, axis=0)
+        return totals
+
+    def lookup(self, names: Sequence[str], axis: int) -> np.ndarray:
+        index: dict[str, int] = {}
+        for position, name in enumerate(self.names(axis)):
+            index.setdefault(name, position)
+        unknown = [name for name in names if name not in index]
+        if unknown:
+            where = "rows (axis=0)" if axis == 0 else "columns (axis=1)"
+            raise TransformError(
+                f"The 'initial_nodes' parameter names nodes that are not among the {where} of this "
+                f"matrix: {', '.join(unknown)}."
+            )
+        return np.array([index[name] for name in names], dtype=np.int64)
+
+
+def _render_weight(value: float, integer: bool) -> Any:
+    return int(value) if integer else render_value(value)
+
+
+def pandasubset(table: StoredTable, params: Sequence[tuple[str, str]], kind: str) -> dict[str, Any]:
+    """The ``maxdepth``-layer sub-network around the strongest (or the named) nodes of one axis."""
+    max_depth = _positive_int(params, "maxdepth", "pandasubset")
+    if max_depth > PANDA_MAX_DEPTH:
+        raise TransformError(f"The 'maxdepth' parameter must be at most {PANDA_MAX_DEPTH}; got {max_depth}.")
+    n_children = _positive_int(params, "children", "pandasubset")
+    initial_axis = _axis_param(params)
+    requested = _initial_nodes_param(params)
+
+    matrix = _WeightMatrix(table)
+    if requested is not None:
+        frontier = matrix.lookup(requested, initial_axis)
+    else:
+        totals = matrix.totals(initial_axis)
+        frontier = _top_k(totals[None, :], n_children)[1]
+
+    seen = [np.zeros(matrix.size(0), dtype=bool), np.zeros(matrix.size(1), dtype=bool)]
+    seen[initial_axis][frontier] = True
+    nodes: list[dict[str, Any]] = []
+    n_edges = 0
+    axis = initial_axis
+    for _ in range(max_depth):
+        if not len(frontier):
+            break
+        child_axis = 1 - axis
+        parent_names, child_names = matrix.names(axis), matrix.names(child_axis)
+        # Children of each frontier node, by its position in the frontier.
+        children: list[tuple[np.ndarray, list[Any]]] = [(np.empty(0, dtype=np.int64), [])] * len(frontier)
+        blocks = matrix.rows(frontier) if axis == 0 else matrix.columns_of(frontier)
+        for positions, block in blocks:
+            rows, cols = _top_k(block, n_children)
+            n_edges += len(cols)
+            if n_edges > PANDA_MAX_EDGES:
+                raise TransformError(
+                    f"The network would have more than {PANDA_MAX_EDGES:,} edges; "
+                    "lower 'maxdepth' or 'children', or start from fewer 'initial_nodes'."
+                )
+            weights = block[rows, cols].tolist()
+            if axis == 0:
+                integer = matrix.integer_columns[cols].tolist()
+            else:
+                integer = matrix.integer_columns[frontier[positions][rows]].tolist()
+            rendered = [_render_weight(w, i) for w, i in zip(weights, integer, strict=True)]
+            bounds = np.searchsorted(rows, np.arange(len(positions) + 1))
+            for local, position in enumerate(positions.tolist()):
+                start, stop = int(bounds[local]), int(bounds[local + 1])
+                children[position] = (cols[start:stop], rendered[start:stop])
+        for node, (child_ids, child_weights) in zip(frontier.tolist(), children, strict=True):
+            nodes.append(
+                {
+                    parent_names[node]: {
+                        "axis": axis,
+                        "children": [
+                            {child_names[c]: w}
+                            for c, w in zip(child_ids.tolist(), child_weights, strict=True)
+                        ],
+                    }
+                }
+            )
+        # The next layer: children not seen yet on their axis, in order of first appearance.
+        reached = np.concatenate([ids for ids, _ in children] or [np.empty(0, dtype=np.int64)])
+        reached = reached[~seen[child_axis][reached]]
+        _, first = np.unique(reached, return_index=True)
+        frontier = reached[np.sort(first)]
+        seen[child_axis][frontier] = True
+        axis = child_axis
+    return {"initial_axis": initial_axis, "nodes": nodes}
+
+
+TRANSFORMS: dict[str, Callable[[StoredTable, Sequence[tuple[str, str]], str], Any]] = {
     "heatmap-reduce": heatmap_reduce,
     "heatmap-cluster": heatmap_cluster,
     "volcano-subset": volcano_subset,
+    "pandasubset": pandasubset,
+}
+
+# The stored-table kinds each transform accepts; any other resource gets "not available".
+TRANSFORM_KINDS: dict[str, frozenset[str]] = {
+    "heatmap-reduce": HEATMAP_KINDS,
+    "heatmap-cluster": HEATMAP_KINDS,
+    "volcano-subset": VOLCANO_KINDS,
+    "pandasubset": PANDA_KINDS,
 }
