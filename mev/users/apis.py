@@ -5,9 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import authenticate
+from django.http import HttpResponse, HttpResponseBase
+from django.template.loader import render_to_string
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status
+from rest_framework.parsers import FormParser, JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -112,12 +117,25 @@ class UserDetailApi(APIView):
     def get(self, request: Request, user_id: uuid.UUID) -> Response:
         return self._render(request, selectors.user_get_for(requester=request.user, user_id=user_id))
 
-    @extend_schema(request=InputSerializer, responses={200: UserOutputSerializer})
+    @extend_schema(request=InputSerializer, responses={
+        200: UserOutputSerializer,
+        202: inline_serializer("UserEmailChangePending", {
+            "url": serializers.URLField(), "email": serializers.EmailField(),
+            "pending_email": serializers.EmailField(help_text="Mailed a confirmation link; unchanged until followed"),
+        }),
+    })
     def patch(self, request: Request, user_id: uuid.UUID) -> Response:
+        """A new `email` needs `current_password` and is applied only when the link mailed to it is followed."""
         user = selectors.user_get_for(requester=request.user, user_id=user_id)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        return self._render(request, services.user_update(user=user, **data.validated_data))
+        user, pending = services.user_update(
+            user=user, confirm_url=request.build_absolute_uri("/api/users/confirm-email/"), **data.validated_data)
+        response = self._render(request, user)
+        if pending:
+            response.data = {**response.data, "pending_email": pending}
+            response.status_code = status.HTTP_202_ACCEPTED
+        return response
 
     put = patch
 
@@ -160,6 +178,49 @@ class ActivateApi(APIView):
         data.is_valid(raise_exception=True)
         services.user_activate(**data.validated_data)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ConfirmEmailChangeApi(APIView):
+    """The link mailed to a new address. GET shows a page with a button (mail scanners that open
+    links change nothing); POST, from that page or as JSON `{token}`, applies the change."""
+
+    permission_classes = [permissions.AllowAny]
+    authentication_classes: list[Any] = []
+    throttle_classes = [AuthThrottle]
+    parser_classes = [JSONParser, FormParser]
+
+    class InputSerializer(serializers.Serializer):
+        token = serializers.CharField()
+
+    @extend_schema(responses={(200, "text/html"): OpenApiTypes.STR})
+    def get(self, request: Request) -> HttpResponse:
+        return _email_page(request, token=request.query_params.get("token", ""))
+
+    @extend_schema(request=InputSerializer, responses={200: UserOutputSerializer})
+    def post(self, request: Request) -> HttpResponseBase:
+        from_page = request.content_type.startswith("application/x-www-form-urlencoded")
+        data = self.InputSerializer(data=request.data)
+        try:
+            data.is_valid(raise_exception=True)
+            user = services.user_confirm_email_change(token=data.validated_data["token"])
+        except (ApplicationError, serializers.ValidationError) as exc:
+            if not from_page:
+                raise
+            return _email_page(request, error=exc, status_code=400)
+        if from_page:
+            return _email_page(request, done=user.email)
+        return Response(UserOutputSerializer(user, context={"request": request}).data)
+
+
+def _email_page(request: Request, *, token: str = "", done: str = "", error: Exception | None = None,
+                status_code: int = 200) -> HttpResponse:
+    message = ""
+    if error is not None:
+        detail = getattr(error, "body", None) or getattr(error, "detail", {}) or {}
+        message = " ".join(str(v[0] if isinstance(v, list) else v) for v in detail.values()) or str(error)
+    context = {"token": token, "done": done, "error": message, "frontend_url": settings.FRONTEND_URL}
+    return HttpResponse(render_to_string("users/confirm_email.html", context, request=request._request),
+                        status=status_code, content_type="text/html; charset=utf-8")
 
 
 class EmailOnlyInput(serializers.Serializer):

@@ -8,7 +8,7 @@ from django.db import transaction
 from rest_framework.exceptions import ValidationError
 
 from mev.core.exceptions import ApplicationError
-from mev.users import emails
+from mev.users import email_change, emails
 from mev.users.models import Feedback, Message, User
 from mev.users.tokens import check_link_token, decode_uid, encode_uid, make_link_token
 
@@ -110,16 +110,51 @@ def user_change_password(*, user: User, current_password: str, password: str, co
 
 @transaction.atomic
 def user_update(
-    *, user: User, email: str | None = None, password: str | None = None, current_password: str | None = None
-) -> User:
-    """Changes through `/users/<id>/`: a new password is checked and hashed, never stored as given."""
-    if email is not None and email.lower() != user.email:
-        # Changing the address safely needs a confirmation round trip that is not built yet.
-        raise ApplicationError(body={"email": "The e-mail address of an account cannot be changed."})
+    *, user: User, email: str | None = None, password: str | None = None, current_password: str | None = None,
+    confirm_url: str = "",
+) -> tuple[User, str | None]:
+    """Changes through `/users/<id>/`; returns the user and the address waiting for confirmation, if any.
+
+    A new password is checked and hashed, never stored as given. A new e-mail address is not applied
+    here: a link is mailed to it (`confirm_url?token=...`), and only following that link changes the
+    address, so nobody can move an account to an address they do not read.
+    """
+    pending = None
+    if email is not None:
+        email = User.objects.normalize_email(email).lower()
+        if email != user.email:
+            _check_current_password(user, current_password)
+            if User.objects.filter(email__iexact=email).exclude(pk=user.pk).exists():
+                raise ApplicationError(body={"email": "This user already exists."})
+            token = email_change.make_token(user, email)
+            emails.send_after_commit("email_change", to=email, context={
+                "email": user.email, "new_email": email, "link": f"{confirm_url}?token={token}"})
+            pending = email
     if password is not None:
         user_change_password(
             user=user, current_password=current_password or "", password=password, confirm_password=password
         )
+    return user, pending
+
+
+def _check_current_password(user: User, current_password: str | None) -> None:
+    if user.has_usable_password() and not user.check_password(current_password or ""):
+        raise ApplicationError(body={"current_password": "The current password was not valid."})
+
+
+@transaction.atomic
+def user_confirm_email_change(*, token: str) -> User:
+    """Apply a mailed e-mail change; the previous address is told about it."""
+    user_id, old, new = email_change.read_token(token)
+    user = User.objects.select_for_update().filter(pk=user_id).first()
+    if user is None or user.email != old:
+        # Used already (the address changed since), or the account is gone.
+        raise ApplicationError(body={"token": "This link has already been used or is no longer valid."})
+    if User.objects.filter(email__iexact=new).exclude(pk=user.pk).exists():
+        raise ApplicationError(body={"email": "This user already exists."})
+    user.email = new
+    user.save(update_fields=["email"])
+    emails.send_after_commit("email_changed", to=old, context={"email": old, "new_email": new})
     return user
 
 

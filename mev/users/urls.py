@@ -12,6 +12,7 @@ urlpatterns = routes(
     route("users/resend-activation/", apis.ResendActivationApi.as_view(), "user-resend-activation"),
     route("users/reset-password/", apis.PasswordResetApi.as_view(), "user-reset-password"),
     route("users/reset-password/confirm/", apis.PasswordResetConfirmApi.as_view(), "user-reset-password-confirm"),
+    route("users/confirm-email/", apis.ConfirmEmailChangeApi.as_view(), "user-confirm-email"),
     route("users/change-password/", apis.ChangePasswordApi.as_view(), "user-change-password"),
     route("users/<uuid:user_id>/", apis.UserDetailApi.as_view(), "user-detail"),
     route("messages/", apis.MessageListApi.as_view(), "message-list"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlencode
 
 import pytest
 from django.core import mail
@@ -180,3 +181,106 @@ def test_login_register_and_reset_share_a_rate_limit(api_client, settings):
     assert codes == [400, 400, 400]
     assert api_client.post("/api/users/reset-password/", {"email": "a@example.org"},
                            format="json").status_code == 429
+
+
+# --- changing the e-mail address (a confirm-by-mail round trip) ------------------------------------
+
+
+def _confirm_link(message) -> str:
+    match = re.search(r"(http://testserver/api/users/confirm-email/\?token=\S+)", message.body)
+    assert match, message.body
+    return match.group(1).removeprefix("http://testserver")
+
+
+def _ask_email_change(client, user, django_capture_on_commit_callbacks, new="moved@example.org", **extra):
+    with django_capture_on_commit_callbacks(execute=True):
+        return client.patch(f"/api/users/{user.pk}/",
+                            {"email": new, "current_password": DEFAULT_PASSWORD, **extra}, format="json")
+
+
+def test_email_change_is_applied_only_through_the_link_mailed_to_the_new_address(
+    auth_client, api_client, user, django_capture_on_commit_callbacks
+):
+    old = user.email
+    response = _ask_email_change(auth_client, user, django_capture_on_commit_callbacks, new="Moved@Example.org")
+    assert response.status_code == 202, response.content
+    assert response.json()["email"] == old and response.json()["pending_email"] == "moved@example.org"
+    user.refresh_from_db()
+    assert user.email == old  # nothing changes before the link is followed
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == ["moved@example.org"]
+    link = _confirm_link(mail.outbox[0])
+
+    page = api_client.get(link)  # a mail scanner opening the link changes nothing
+    assert page.status_code == 200 and page["Content-Type"].startswith("text/html")
+    assert b'name="token"' in page.content
+    user.refresh_from_db()
+    assert user.email == old
+
+    token = link.split("token=", 1)[1]
+    with django_capture_on_commit_callbacks(execute=True):
+        confirmed = api_client.post("/api/users/confirm-email/", {"token": token}, format="json")
+    assert confirmed.status_code == 200, confirmed.content
+    assert confirmed.json()["email"] == "moved@example.org"
+    user.refresh_from_db()
+    assert user.email == "moved@example.org"
+    assert mail.outbox[-1].to == [old] and "moved@example.org" in mail.outbox[-1].body  # the old address is told
+    login = api_client.post("/api/token/", {"email": "moved@example.org", "password": DEFAULT_PASSWORD},
+                            format="json")
+    assert login.status_code == 200
+
+    again = api_client.post("/api/users/confirm-email/", {"token": token}, format="json")
+    assert again.status_code == 400 and "already been used" in again.json()["token"]
+
+
+def test_email_change_from_the_page_form(api_client, auth_client, user, django_capture_on_commit_callbacks):
+    _ask_email_change(auth_client, user, django_capture_on_commit_callbacks)
+    link = _confirm_link(mail.outbox[0])
+    token = link.split("token=", 1)[1]
+    form = {"data": urlencode({"token": token}), "content_type": "application/x-www-form-urlencoded"}
+    done = api_client.post(link, **form)  # what the page's button sends
+    assert done.status_code == 200 and b"moved@example.org" in done.content
+    failed = api_client.post(link, **form)
+    assert failed.status_code == 400 and b"already been used" in failed.content
+    assert failed["Content-Type"].startswith("text/html")
+
+
+def test_email_change_needs_the_current_password_and_a_free_address(
+    auth_client, user, django_capture_on_commit_callbacks
+):
+    wrong = _ask_email_change(auth_client, user, django_capture_on_commit_callbacks, current_password="nope")
+    assert wrong.status_code == 400 and "current_password" in wrong.json()
+    taken = UserFactory(email="taken@example.org")
+    clash = _ask_email_change(auth_client, user, django_capture_on_commit_callbacks, new=taken.email.upper())
+    assert clash.status_code == 400 and clash.json() == {"email": "This user already exists."}
+    same = auth_client.patch(f"/api/users/{user.pk}/", {"email": user.email}, format="json")
+    assert same.status_code == 200 and "pending_email" not in same.json()
+    assert mail.outbox == []
+
+
+def test_email_change_links_die_with_a_password_change_a_bad_signature_or_age(
+    api_client, auth_client, user, django_capture_on_commit_callbacks, settings
+):
+    _ask_email_change(auth_client, user, django_capture_on_commit_callbacks)
+    token = _confirm_link(mail.outbox[0]).split("token=", 1)[1]
+    tampered = api_client.post("/api/users/confirm-email/", {"token": token[:-2] + "xx"}, format="json")
+    assert tampered.status_code == 400 and "not valid" in tampered.json()["token"]
+    settings.PASSWORD_RESET_TIMEOUT = -1
+    expired = api_client.post("/api/users/confirm-email/", {"token": token}, format="json")
+    assert expired.status_code == 400 and "expired" in expired.json()["token"]
+    settings.PASSWORD_RESET_TIMEOUT = 3600
+    user.set_password(NEW_PASSWORD)
+    user.save()
+    stale = api_client.post("/api/users/confirm-email/", {"token": token}, format="json")
+    assert stale.status_code == 400 and "not valid" in stale.json()["token"]
+    user.refresh_from_db()
+    assert user.email != "moved@example.org"
+
+
+def test_email_change_to_an_address_taken_meanwhile_is_refused(
+    api_client, auth_client, user, django_capture_on_commit_callbacks
+):
+    _ask_email_change(auth_client, user, django_capture_on_commit_callbacks)
+    token = _confirm_link(mail.outbox[0]).split("token=", 1)[1]
+    UserFactory(email="moved@example.org")
+    refused = api_client.post("/api/users/confirm-email/", {"token": token}, format="json")
+    assert refused.status_code == 400 and refused.json() == {"email": "This user already exists."}
