@@ -12,9 +12,14 @@ under ``<MEV_DATA_DIR>/cache/tables/``, named after the storage key. Keys are im
 validation writes a new key), so a cached copy never goes stale; `tasks.cleanup_table_cache`
 removes copies nobody read for a week.
 
-Access decision: unknown id -> 404 with an empty body; a resource the user can neither own nor
-read through a shared workspace -> 403 (contract §2.3 step 2, like the resource detail route);
-readers of a shared workspace read contents like the owner.
+Access decision: the owner, and readers of a workspace the resource is in, read its contents;
+anyone else gets 404 with an empty body, the same answer as for an unknown id, so ids of other
+people's files cannot be probed. (Step 2 of contract §2.3 still names the original's 403; here, as
+on every route of `mev.resources.selectors`, a stranger is told nothing.)
+
+Every request pays the same fixed cost before the engine runs (authentication, the resource read,
+rendering), so that cost is kept small: the resource is read with `resource_get_readable_for_contents`
+(one primary-key query of the few fields used here, for the owner).
 """
 
 from __future__ import annotations
@@ -54,15 +59,14 @@ from mev.resource_types.query import (
 from mev.resource_types.registry import BedType, JsonType, ResourceType, TableType, get_resource_type
 from mev.resource_types.transforms import TRANSFORM_NAME_PARAM, TransformError, run_transform
 from mev.resources import storage
-from mev.resources.access import resources_readable_by
 from mev.resources.models import Resource
+from mev.resources.selectors import resource_get_readable_for_contents
 
 logger = logging.getLogger(__name__)
 
 INACTIVE_BODY = {"resource": "The requested resource is not active."}
 NO_CONTENTS_BODY = {"info": "Contents not available for this resource."}
 INVALID_PAGE_BODY = {"detail": "Invalid page."}
-FORBIDDEN = "You do not have permission to perform this action."
 MISSING_TRANSFORM = "The request must contain the 'transform-name' parameter."
 # The client shows at most 10 preview rows and reads the column list from the first record.
 PREVIEW_ROWS = 10
@@ -84,11 +88,8 @@ class _Early(Exception):
 
 def _contents_resource(request: Request, pk: uuid.UUID) -> tuple[Resource, ResourceType]:
     """The §2.3 checks, in order; raises `_Early` with the answer when one of them decides."""
-    resource = Resource.objects.filter(pk=pk).first()
+    resource = resource_get_readable_for_contents(user=request.user, resource_id=pk)
     if resource is None:
-        raise _Early(Response(status=status.HTTP_404_NOT_FOUND))
-    user = request.user
-    if resource.owner_id != user.pk and not resources_readable_by(user).filter(pk=resource.pk).exists():
         # A stranger learns nothing, not even that the id exists: the same answer as an unknown id.
         raise _Early(Response(status=status.HTTP_404_NOT_FOUND))
     if not resource.is_active:
@@ -181,8 +182,7 @@ def _answer(produce: Callable[[], Any]) -> Response:
 _CONTENTS_RESPONSES = {
     200: OpenApiResponse(OpenApiTypes.ANY, description="Records (bare array), a page object, or a JSON document"),
     400: OpenApiResponse(description='{"error": ...} or {"resource": ...}'),
-    403: OpenApiResponse(description="Not readable by the caller"),
-    404: OpenApiResponse(description="Unknown id (empty body) or invalid page"),
+    404: OpenApiResponse(description="Unknown id or not readable by the caller (empty body), or invalid page"),
 }
 
 

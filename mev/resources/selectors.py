@@ -16,6 +16,7 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 
 from mev.core.exceptions import ApplicationError
+from mev.core.pk_lookup import PkLookup
 from mev.resources.access import resources_owned_by, resources_readable_by
 from mev.resources.models import Resource, UploadSession
 from mev.users.models import User
@@ -89,3 +90,24 @@ def upload_session_get(*, user: User, upload_id: uuid.UUID | str) -> UploadSessi
     if session is None:
         raise ApplicationError(NOT_FOUND, status_code=404)
     return session
+
+
+# What the contents routes (§2.3) read of a resource; the other fields stay deferred.
+CONTENTS_FIELDS = ("owner", "is_active", "resource_type", "datafile", "table_file")
+_contents_lookup = PkLookup(Resource, fields=CONTENTS_FIELDS)
+
+
+def resource_get_readable_for_contents(*, user: User, resource_id: uuid.UUID | str) -> Resource | None:
+    """`resource_get_readable` for the contents routes: only CONTENTS_FIELDS, None when unknown or invisible.
+
+    A viewer pages through a table one request at a time, so this read is on the hot path: one
+    primary-key query of five columns, compiled once (compiling took longer than PostgreSQL needs
+    to answer it). The owner, the common case, is decided by that row; anyone else costs one more
+    query, the workspace rule of `resources_readable_by`. A single query holding that rule would
+    cost every owner the planning of its joins and subqueries (about 0.2 ms in PostgreSQL, against
+    0.02 ms for the primary-key read).
+    """
+    resource = _contents_lookup.get(resource_id)
+    if resource is None or not _readable(user, resource):
+        return None
+    return resource

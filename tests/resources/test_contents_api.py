@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from django.db.models.sql.compiler import SQLCompiler
 
 from mev.resources import contents_apis, storage
 from mev.resources.models import Resource
@@ -103,6 +104,104 @@ def test_types_without_a_contents_view(auth_client, user, resource_type, file_fo
     assert resource.resource_type == resource_type
     response = auth_client.get(url(resource))
     assert response.json() == {"info": "Contents not available for this resource."}
+
+
+# --------------------------------------------------------------------------- who may read, and at what cost
+#
+# Every contents request reads its user (authentication) and the resource: two primary-key queries
+# for the owner. The workspace rule costs a third query, for anyone else.
+
+
+def _share(workspace_owner, resource, reader, role=ShareRole.READER) -> Workspace:
+    workspace = Workspace.objects.create(owner=workspace_owner, workspace_name=f"shared-{uuid.uuid4().hex[:6]}")
+    WorkspaceResource.objects.create(workspace=workspace, resource=resource)
+    if reader is not None:
+        WorkspaceShare.objects.create(workspace=workspace, user=reader, role=role)
+    return workspace
+
+
+VOLCANO = "transform/?transform-name=volcano-subset&pval=0.05&lfc=2&fraction=0"
+
+
+@pytest.mark.parametrize("suffix", ["", "?page=1&page_size=2", "preview/", VOLCANO])
+def test_the_owner_costs_two_queries_and_no_compilation(auth_client, dge, django_assert_num_queries, monkeypatch,
+                                                         suffix) -> None:
+    auth_client.get(url(dge))  # the first request of a process compiles the two statements
+    compiled = []
+    compile_sql = SQLCompiler.as_sql
+    monkeypatch.setattr(SQLCompiler, "as_sql", lambda self, *a, **k: compiled.append(self.query) or compile_sql(self, *a, **k))
+    with django_assert_num_queries(2):
+        response = auth_client.get(url(dge, suffix))
+    assert response.status_code == 200
+    # Compiling a queryset cost more than running these primary-key reads; none is compiled per request.
+    assert compiled == []
+
+
+def test_a_json_resource_and_a_type_without_contents_cost_two_queries(
+    auth_client, user, django_assert_num_queries
+) -> None:
+    document = make_resource(user, JSON_OBJECT, resource_type="JSON", file_format="json")
+    untyped = store_resource(user, DGE)
+    for resource, expected in [(document, {"centroids": [[1, 2]], "points": [{"x": 1}]}),
+                               (untyped, {"info": "Contents not available for this resource."})]:
+        with django_assert_num_queries(2):
+            response = auth_client.get(url(resource))
+        assert response.json() == expected
+
+
+@pytest.mark.parametrize("role", [ShareRole.READER, ShareRole.EDITOR])
+def test_a_member_of_a_shared_workspace_costs_three_queries(
+    user, dge, make_client, django_assert_num_queries, role
+) -> None:
+    member = UserFactory()
+    _share(user, dge, member, role)
+    client = make_client(member)
+    with django_assert_num_queries(3):
+        response = client.get(url(dge, "?page=1"))
+    assert response.status_code == 200
+    assert response.json()["count"] == 6
+
+
+def test_the_owner_of_a_workspace_reads_an_editors_resource_in_it(user, make_client) -> None:
+    editor = UserFactory()
+    resource = make_resource(editor, DGE, resource_type="FT", file_format="tsv")
+    _share(user, resource, editor, ShareRole.EDITOR)  # the editor added their own file to user's workspace
+    response = make_client(user).get(url(resource))
+    assert response.status_code == 200
+    assert len(response.json()) == 6
+
+
+def test_a_workspace_shared_with_someone_else_gives_a_stranger_nothing(user, dge, make_client) -> None:
+    _share(user, dge, UserFactory())
+    response = make_client(UserFactory()).get(url(dge))
+    assert response.status_code == 404
+    assert response.content == b""
+
+
+def test_a_stranger_and_an_unknown_id_get_the_same_answer(dge, make_client, django_assert_num_queries) -> None:
+    stranger = make_client(UserFactory())
+    with django_assert_num_queries(2):
+        unknown = stranger.get(url(uuid.uuid4()))
+    with django_assert_num_queries(3):
+        other = stranger.get(url(dge))
+    assert (unknown.status_code, unknown.content) == (other.status_code, other.content) == (404, b"")
+
+
+def test_an_inactive_resource_shared_with_a_reader_is_400(user, dge, make_client) -> None:
+    reader = UserFactory()
+    _share(user, dge, reader)
+    Resource.objects.filter(pk=dge.pk).update(is_active=False)
+    response = make_client(reader).get(url(dge))
+    assert response.status_code == 400
+    assert response.json() == {"resource": "The requested resource is not active."}
+
+
+def test_a_new_validation_is_read_at_once(auth_client, user) -> None:
+    """Nothing about the resource is kept between requests: a re-validated table is served anew."""
+    resource = make_resource(user, DGE, resource_type="FT", file_format="tsv")
+    assert len(auth_client.get(url(resource)).json()) == 6
+    Resource.objects.filter(pk=resource.pk).update(resource_type=None)
+    assert auth_client.get(url(resource)).json() == {"info": "Contents not available for this resource."}
 
 
 # --------------------------------------------------------------------------- tables
