@@ -17,8 +17,7 @@ ALPHA = 0.1  # DESeq2 results() default (pydeseq2's default is 0.05)
 
 def run_deseq2(counts: pd.DataFrame, base_ids: list[str], exp_ids: list[str], n_cpus: int = 1,
                inference=None):
-    from _common.deseq2_inference import VectorizedInference
-    from pydeseq2.dds import DeseqDataSet
+    from _common.deseq2_inference import VectorizedDeseqDataSet, VectorizedInference
     from pydeseq2.ds import DeseqStats
 
     samples = list(base_ids) + list(exp_ids)
@@ -32,8 +31,9 @@ def run_deseq2(counts: pd.DataFrame, base_ids: list[str], exp_ids: list[str], n_
     info = {"dispersion_fallback": False}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        dds = DeseqDataSet(counts=X, metadata=meta, design="~condition", refit_cooks=True,
-                           inference=inference, quiet=True, n_cpus=n_cpus)
+        dds = VectorizedDeseqDataSet(counts=X, metadata=meta, design="~condition",
+                                     refit_cooks=True, inference=inference, quiet=True,
+                                     n_cpus=n_cpus)
         dds.fit_size_factors()
         dds.fit_genewise_dispersions()
         try:

@@ -93,8 +93,7 @@ def run_lrt(counts: pd.DataFrame, groups: np.ndarray, levels: list[str], n_cpus:
             inference=None):
     """counts genes x samples (ints), groups: level label per sample, levels: ordered levels
     (reference first). Returns (results DataFrame, normalized counts, info)."""
-    from _common.deseq2_inference import VectorizedInference
-    from pydeseq2.dds import DeseqDataSet
+    from _common.deseq2_inference import VectorizedDeseqDataSet, VectorizedInference
 
     codes = np.array([levels.index(g) for g in groups])
     # formula-safe internal labels; L00 is the reference level
@@ -105,8 +104,9 @@ def run_lrt(counts: pd.DataFrame, groups: np.ndarray, levels: list[str], n_cpus:
     info = {"dispersion_fallback": False}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        dds = DeseqDataSet(counts=counts.T, metadata=meta, design="~group", refit_cooks=True,
-                           inference=inference, quiet=True, n_cpus=n_cpus)
+        dds = VectorizedDeseqDataSet(counts=counts.T, metadata=meta, design="~group",
+                                     refit_cooks=True, inference=inference, quiet=True,
+                                     n_cpus=n_cpus)
         dds.fit_size_factors()
         dds.fit_genewise_dispersions()
         try:

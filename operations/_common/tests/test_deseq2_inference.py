@@ -299,3 +299,40 @@ def test_loglik_terms_against_mpmath(r):
                - rr * mpmath.log1p(mm / rr) for yy, mm in zip(y[0], mu[0], strict=True))
     # terms reach ~6e7 (y log(r + mu) for y = 3e6): 1e-13 relative of that is rounding
     assert abs(got - float(want)) <= 1e-13 * 6e7 + 1e-12 * abs(float(want))
+
+
+@pytest.mark.parametrize("converges", [True, False])
+def test_trend_fit_same_as_pydeseq2(monkeypatch, converges):
+    import pandas as pd
+    from pydeseq2.dds import DeseqDataSet
+
+    rng = np.random.default_rng(5)
+    mean = np.exp(rng.normal(np.log(80), 1.8, 1500))
+    disp = (0.04 + 1.5 / mean) * np.exp(rng.normal(0, 0.4, 1500))
+    counts = rng.negative_binomial(1 / disp[:, None], 1 / (1 + disp[:, None] * mean[:, None]),
+                                   (1500, 8))
+    counts[:3] = 0                                          # all-zero genes are skipped
+    frame = pd.DataFrame(counts.T, index=[f"s{i}" for i in range(8)],
+                         columns=[f"g{i}" for i in range(1500)])
+    meta = pd.DataFrame({"condition": ["a"] * 4 + ["b"] * 4}, index=frame.index)
+    if not converges:   # the gamma GLM reports failure: both switch to the mean trend
+        monkeypatch.setattr(VectorizedInference, "dispersion_trend_gamma_glm",
+                            lambda self, c, t: (np.array([0.1, 0.1]), np.ones(len(t)), False))
+    fitted = {}
+    for cls in (DeseqDataSet, vi.VectorizedDeseqDataSet):
+        dds = cls(counts=frame, metadata=meta, design="~condition", quiet=True,
+                  inference=VectorizedInference())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dds.fit_size_factors()
+            dds.fit_genewise_dispersions()
+            dds.fit_dispersion_trend()
+        fitted[cls] = dds
+    ref, ours = fitted[DeseqDataSet], fitted[vi.VectorizedDeseqDataSet]
+    assert ours.uns["disp_function_type"] == ref.uns["disp_function_type"] == (
+        "parametric" if converges else "mean")
+    if converges:
+        np.testing.assert_allclose(ours.uns["trend_coeffs"], ref.uns["trend_coeffs"], rtol=1e-12)
+    np.testing.assert_allclose(ours.var["fitted_dispersions"], ref.var["fitted_dispersions"],
+                               rtol=1e-12)
+    assert ours.var["fitted_dispersions"].notna().sum() >= 1497
