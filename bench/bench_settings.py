@@ -1,4 +1,4 @@
-"""Settings for benchmarks: the real settings plus a bare endpoint to compare against."""
+"""Settings for benchmarks: the real settings, with the baselines of bench/bench_urls.py routed beside the API."""
 
 from mev.settings import *  # noqa: F403
 
