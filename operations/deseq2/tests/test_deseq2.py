@@ -68,8 +68,9 @@ def test_agreement_with_R(reference_run):
     ours = ours.loc[ref.index]
     agr = de_agreement(ours.log2FoldChange, ours.padj, ref.log2FoldChange, ref.padj)
     print(agr)
-    assert agr["r_lfc"] >= 0.999
-    assert agr["call_agreement"] >= 0.995
+    # measured: r = 0.9999999984, calls 208/208 identical; margins for BLAS/platform rounding
+    assert agr["r_lfc"] >= 0.9999999
+    assert agr["call_agreement"] >= 0.999
     # same NA pattern (all-zero genes, Cook's outliers, independent filtering)
     assert (ours.pvalue.isna() == ref.pvalue.isna()).mean() >= 0.995
     assert np.allclose(ours.overall_mean, ref.baseMean, rtol=1e-6)
@@ -79,6 +80,25 @@ def test_agreement_with_R(reference_run):
     nz = raw.sum(axis=1) > 0
     ours_sf = (raw[nz] / norm.loc[raw.index][nz]).median()
     assert np.allclose(ours_sf[sf.index], sf.sizeFactor, rtol=1e-6)
+
+
+def test_dispersions_agree_with_R():
+    """Final (MAP or gene-wise outlier) dispersions against R's, gene by gene: the vectorised
+    optimiser must land where R does up to the trend-fit difference (measured: median 0.28 %,
+    99th percentile 0.55 %, largest 17 % for one gene whose outlier status differs)."""
+    from deseq2_core import run_deseq2
+    raw = pd.read_csv(REFERENCE_DIR / "counts_2group.tsv", sep="\t", index_col=0)
+    base = [c for c in raw.columns if c.startswith("ctrl")]
+    exp = [c for c in raw.columns if c.startswith("trt")]
+    _, _, info = run_deseq2(raw, base, exp, 1)
+    ref = pd.read_csv(REFERENCE_DIR / "deseq2_results.tsv.gz", sep="\t", index_col=0)
+    ours = info["dispersions"].loc[ref.index]
+    both = ours.notna() & ref.dispersion.notna()
+    assert both.sum() == 1995                               # all but the 5 all-zero genes
+    log_ratio = np.abs(np.log(ours[both] / ref.dispersion[both]))
+    assert log_ratio.median() < 0.005
+    assert log_ratio.quantile(0.99) < 0.02
+    assert (log_ratio > 0.1).sum() <= 3
 
 
 def test_cooks_outlier_flagged(reference_run):

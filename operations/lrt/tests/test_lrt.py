@@ -53,7 +53,8 @@ def test_agreement_with_R(reference_run):
     ours = ours.loc[ref.index]
     agr = de_agreement(ours.log2FoldChange, ours.padj, ref.log2FoldChange, ref.padj)
     print(agr)
-    assert agr["r_lfc"] >= 0.999 and agr["call_agreement"] >= 0.995
+    # measured: r = 0.9999999915, calls 218/218 identical; margins for platform rounding
+    assert agr["r_lfc"] >= 0.9999999 and agr["call_agreement"] >= 0.999
     assert np.allclose(ours.baseMean, ref.baseMean, rtol=1e-6)
     m = ours.statistic.notna() & ref.stat.notna()
     assert np.corrcoef(ours.statistic[m], ref.stat[m])[0, 1] > 0.995
