@@ -103,8 +103,8 @@ def _nb_loglik_alpha_part(y: np.ndarray, mu: np.ndarray, rows: np.ndarray,
     lgamma(y + r) - lgamma(r) - y log(r + mu) - r log(1 + mu / r)
 
     (the full log-likelihood adds y log(mu) - lgamma(y + 1)) for the genes ``rows`` of y and mu
-    (genes, n), r being (len(rows),). For r >= STIRLING_MIN_SIZE the lgamma difference comes from Stirling's series,
-    written with log1p so that nothing of size r log r is ever formed:
+    (genes, n), r being (len(rows),). For r >= STIRLING_MIN_SIZE the lgamma difference comes
+    from Stirling's series, written with log1p so that nothing of size r log r is formed:
     (y + r - 1/2) log1p(y/r) - y + c(y + r) - c(r) - (y + r) log1p(mu/r).
     """
     out = np.empty(r.shape[0])
@@ -116,7 +116,7 @@ def _nb_loglik_alpha_part(y: np.ndarray, mu: np.ndarray, rows: np.ndarray,
         s = yb + rb
         inv_r = 1.0 / rb
 
-        def corr(x):  # Stirling series of lgamma beyond (x - 1/2) log x - x + log(2 pi)/2
+        def corr(x: np.ndarray) -> np.ndarray:  # Stirling series of lgamma beyond (x - 1/2) log x - x + log(2 pi)/2
             x2 = x * x
             return (1.0 / 12.0 - (1.0 / 360.0 - 1.0 / (1260.0 * x2)) / x2) / x
 
@@ -145,14 +145,15 @@ class _DispersionObjective:
     lgamma(y + 1), y log mu). Each call takes one log(alpha) per gene (of the ``rows`` given).
     """
 
-    def __init__(self, y, mu, X, log_alpha_hat, prior_disp_var, cr_reg, prior_reg):
+    def __init__(self, y: np.ndarray, mu: np.ndarray, X: np.ndarray, log_alpha_hat: np.ndarray,
+                 prior_disp_var: float | None, cr_reg: bool, prior_reg: bool):
         self.y, self.mu, self.p = y, mu, X.shape[1]
         self.XX = _outer_rows(X)
         self.log_alpha_hat = log_alpha_hat
         self.prior_disp_var = prior_disp_var
         self.cr_reg, self.prior_reg = cr_reg, prior_reg
 
-    def __call__(self, log_alpha: np.ndarray, rows: np.ndarray | None = None):
+    def __call__(self, log_alpha: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         if rows is None:
             rows = np.arange(self.y.shape[0])
         alpha = np.exp(log_alpha)
@@ -166,7 +167,8 @@ class _DispersionObjective:
             f = f + (log_alpha - self.log_alpha_hat[rows]) ** 2 / (2.0 * self.prior_disp_var)
         return f
 
-    def gradient(self, log_alpha: np.ndarray, rows: np.ndarray | slice = slice(None)):
+    def gradient(self, log_alpha: np.ndarray,
+                 rows: np.ndarray | slice = slice(None)) -> np.ndarray:
         """d objective / d log(alpha) (pydeseq2's ``dloss``)."""
         y, mu = self.y[rows], self.mu[rows]
         alpha = np.exp(log_alpha)
@@ -370,11 +372,11 @@ class VectorizedInference(DefaultInference):
         with np.errstate(divide="ignore", invalid="ignore"):
             z = (lfc - lfc_null) / se[:, None]
 
-            def greater(null):
+            def greater(null: float) -> tuple[np.ndarray, np.ndarray]:
                 stat = np.fmax((lfc - null) / se[:, None], 0) @ contrast
                 return stat, norm.sf(stat)
 
-            def less(null):
+            def less(null: float) -> tuple[np.ndarray, np.ndarray]:
                 stat = np.fmin((lfc - null) / se[:, None], 0) @ contrast
                 return stat, norm.sf(np.abs(stat))
 
@@ -466,7 +468,8 @@ def _minimise_log_dispersion(objective: _DispersionObjective, x0: np.ndarray, lo
 
 
 def _irls_chunk(y: np.ndarray, sf: np.ndarray, X: np.ndarray, disp: np.ndarray, min_mu: float,
-                beta_tol: float, max_beta: float, maxiter: int):
+                beta_tol: float, max_beta: float, maxiter: int,
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """pydeseq2's IRLS (``utils.irls_solver``) for a chunk of genes: y (genes, n).
 
     Returns beta (genes, p), unthresholded mu (n, genes), hat diagonals (n, genes) and the genes
@@ -489,7 +492,7 @@ def _irls_chunk(y: np.ndarray, sf: np.ndarray, X: np.ndarray, disp: np.ndarray, 
     const = (n * r * np.log(disp)
              - (gammaln(y + r[:, None]) - gammaln(y + 1) - gammaln(r)[:, None]).sum(axis=1))
 
-    def deviance(m, rows):
+    def deviance(m: np.ndarray, rows: np.ndarray) -> np.ndarray:
         rr = r[rows][:, None]
         nll = const[rows] + ((y[rows] + rr) * np.log(rr + m) - y[rows] * np.log(m)).sum(axis=1)
         return -2.0 * nll
@@ -521,7 +524,8 @@ def _irls_chunk(y: np.ndarray, sf: np.ndarray, X: np.ndarray, disp: np.ndarray, 
     if ok.any():
         Minv = np.linalg.inv(_weighted_gram(W[ok], XX, p) + ridge)
         hat[ok] = np.einsum("jp,gpq,jq->gj", X, Minv, X) * W[ok]
-    mu_raw = sf * np.exp(beta @ X.T)
+    with np.errstate(over="ignore"):     # only fallback rows can overflow; they are replaced
+        mu_raw = sf * np.exp(beta @ X.T)
     return beta, mu_raw.T, hat.T, fallback
 
 
