@@ -174,3 +174,16 @@ def test_dispersion_fallback(monkeypatch, tmp_path):
     res, sf, info = run_deseq2(df, BASE, EXP, 1)
     assert info["dispersion_fallback"]
     assert res.pvalue.notna().sum() > 100
+
+
+def test_no_overdispersion_falls_back_to_genewise(tmp_path):
+    """Counts without any extra-Poisson variation: every gene-wise dispersion is min_disp, so the
+    prior variance is undefined (NaN). The vectorised MAP fit then reports non-finite values and
+    the documented gene-wise fallback applies (pydeseq2's own fit silently dropped the prior)."""
+    from deseq2_core import run_deseq2
+    counts = pd.DataFrame(np.tile([10, 10, 10, 10, 10, 10, 10, 10], (30, 1)) + np.arange(30)[:, None],
+                          index=[f"g{i}" for i in range(30)], columns=BASE + EXP)
+    res, _, info = run_deseq2(counts, BASE, EXP, 1)
+    assert info["dispersion_fallback"]
+    assert np.allclose(info["dispersions"], 1e-8)
+    assert res.pvalue.notna().all() and np.allclose(res.log2FoldChange, 0, atol=1e-6)
