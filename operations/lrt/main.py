@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"  # parallelism is per gene (joblib); see deseq2/README.md
+    os.environ[_var] = "1"  # parallelism is over gene chunks (threads); see deseq2/README.md
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
