@@ -1,9 +1,14 @@
 """Time validation + standard TSV + Parquet of a 60,000 x 500 integer count matrix.
 
-Prints medians for: our validate_resource (RNASEQ_COUNT_MTX, tsv and csv input), pandas
-read_csv + to_csv of the same file, and sha256sum of the file, with the ratios between them.
-Both wall-clock and CPU time (all threads, plus child processes for sha256sum) are shown: on a
-shared, busy machine the CPU time is the steadier measure of the work done.
+Prints medians for: our validate_resource (RNASEQ_COUNT_MTX, tsv and csv input; tsv also without
+the Parquet write, and pinned to one core), pandas read_csv + to_csv of the same file, and
+sha256sum of the file, with the ratios between them, then where our time goes: the median of
+each phase of TableType.validate (parse = read + parse, checks, standard TSV, Parquet,
+metadata). Both wall-clock and CPU time (all threads, plus child processes for sha256sum) are
+shown: on a shared, busy machine the CPU time is the steadier measure of the work done, and
+it is what one core would have to do. The tsv input already has the standard header, so its
+standard TSV is a hard link of the input (a "gene" header cell would cost a kernel copy,
+~0.03-0.08 s); the csv input is rewritten byte by byte (commas to tabs).
 
     .venv/bin/python bench/bench_validation.py [--rows 60000] [--cols 500] [--repeat 5]
 """
@@ -11,6 +16,7 @@ shared, busy machine the CPU time is the steadier measure of the work done.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import subprocess
@@ -27,7 +33,7 @@ import pyarrow.csv as pacsv
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mev.resource_types import table_store  # noqa: E402
+from mev.resource_types import registry, table_store  # noqa: E402
 from mev.resource_types.validation import validate_resource  # noqa: E402
 
 
@@ -63,6 +69,58 @@ def median_time(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
         walls.append(time.perf_counter() - start)
         cpus.append(_cpu() - start_cpu)
     return statistics.median(walls), statistics.median(cpus)
+
+
+class Phases:
+    """Collects registry.phase_listener calls: phase -> list of (wall, cpu) seconds."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, list[tuple[float, float]]] = {}
+
+    def __call__(self, phase: str, wall: float, cpu: float) -> None:
+        self.seen.setdefault(phase, []).append((wall, cpu))
+
+    def line(self) -> str:
+        parts = []
+        for phase, times in self.seen.items():
+            wall = statistics.median(t[0] for t in times)
+            cpu = statistics.median(t[1] for t in times)
+            parts.append(f"{phase} {wall:.3f}/{cpu:.3f}")
+        return ", ".join(parts)
+
+
+def timed_phases(fn: Callable[[], object], repeat: int) -> tuple[tuple[float, float], Phases]:
+    phases = Phases()
+    registry.phase_listener = phases
+    try:
+        return median_time(fn, repeat), phases
+    finally:
+        registry.phase_listener = None
+
+
+def _pin_threads(cpus: set[int]) -> None:
+    """Set the CPU affinity of every thread of this process (Linux; elsewhere the calling one)."""
+    tids = [int(t) for t in os.listdir("/proc/self/task")] if os.path.isdir("/proc/self/task") else [0]
+    for tid in tids:
+        try:
+            os.sched_setaffinity(tid, cpus)
+        except ProcessLookupError:
+            pass  # the thread ended meanwhile
+
+
+def on_one_core(fn: Callable[[], tuple[float, float]]) -> tuple[float, float] | None:
+    """Run ``fn`` with every thread of the process pinned to one CPU and pyarrow told so."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cpus = os.sched_getaffinity(0)
+    arrow_cpus = pa.cpu_count()
+    pa.set_cpu_count(1)
+    _pin_threads({min(cpus)})
+    try:
+        return fn()
+    finally:
+        _pin_threads(cpus)
+        pa.set_cpu_count(arrow_cpus)
 
 
 def main() -> None:
@@ -101,11 +159,12 @@ def main() -> None:
         real_write = table_store.write_table
         table_store.write_table = lambda *a, **k: None  # type: ignore[assignment]
         try:
-            t_no_parquet = median_time(ours(tsv, "tsv"), args.repeat)
+            t_no_parquet, p_no_parquet = timed_phases(ours(tsv, "tsv"), args.repeat)
         finally:
             table_store.write_table = real_write  # type: ignore[assignment]
-        t_tsv = median_time(ours(tsv, "tsv"), args.repeat)
-        t_csv = median_time(ours(csv, "csv"), args.repeat)
+        t_tsv, p_tsv = timed_phases(ours(tsv, "tsv"), args.repeat)
+        t_csv, p_csv = timed_phases(ours(csv, "csv"), args.repeat)
+        t_one_core = on_one_core(lambda: median_time(ours(tsv, "tsv"), args.repeat))
         t_sha = median_time(sha256, args.repeat)
         t_pandas = median_time(pandas_rewrite, args.pandas_repeat)
 
@@ -114,11 +173,15 @@ def main() -> None:
         ("ours (tsv, no Parquet)", t_no_parquet),
         ("ours (tsv in)", t_tsv),
         ("ours (csv in)", t_csv),
+        *([("ours (tsv in, 1 core)", t_one_core)] if t_one_core else []),
         ("pandas read+to_csv", t_pandas),
         ("sha256sum", t_sha),
     ]
     for label, (wall, cpu) in rows:
         print(f"{label:24s} {wall:7.3f} s  {cpu:7.3f} s cpu")
+    print("phases, median wall/cpu s:")
+    for label, phases in (("tsv in", p_tsv), ("csv in", p_csv), ("tsv, no Parquet", p_no_parquet)):
+        print(f"  {label:16s} {phases.line()}")
     for label, mine in (("tsv", t_tsv), ("csv", t_csv), ("tsv, no Parquet", t_no_parquet)):
         print(
             f"pandas / ours({label}): {t_pandas[0] / mine[0]:5.1f}x wall  {t_pandas[1] / mine[1]:5.1f}x cpu"

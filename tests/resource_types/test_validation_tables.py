@@ -300,3 +300,104 @@ def test_lone_carriage_returns_are_not_copied(tmp_path: Path, out: Path) -> None
     outcome = validate(src, "MTX", "tsv", out)
     assert outcome.ok, outcome.reason
     assert outcome.standardized_path.read_bytes() == b"\tS1\nG1\t1\nG2\t2\n"
+
+
+# -- Large-file fast paths (parse_text_table's fast attempt, write_standard_tsv's byte copies) ----
+
+
+def test_counts_with_missing_cells_and_large_values_are_stored_exactly(tmp_path: Path, out: Path) -> None:
+    # NA and empty cells stay on the fast (uint32) parse; 2**32 and more go down the precise one.
+    src = write(tmp_path / "m.tsv", "\tS1\tS2\tS3\nG1\t1\tNA\t4294967295\nG2\t\t5\t4294967296\nG3\t2\t3\t7\n")
+    outcome = validate(src, "RNASEQ_COUNT_MTX", "tsv", out)
+    assert outcome.ok, outcome.reason
+    stored = pq.read_table(outcome.parquet_path)
+    assert [str(t) for t in stored.schema.types] == ["string", "int64", "int64", "int64"]
+    assert stored.column("S1").to_pylist() == [1, None, 2]
+    assert stored.column("S2").to_pylist() == [None, 5, 3]
+    assert stored.column("S3").to_pylist() == [4294967295, 4294967296, 7]
+    src = write(tmp_path / "m2.tsv", "\tS1\tS2\nG1\t1\tnull\nG2\t#N/A\t5\n")
+    outcome = validate(src, "RNASEQ_COUNT_MTX", "tsv", out)
+    assert outcome.ok, outcome.reason
+    assert pq.read_table(outcome.parquet_path).column("S2").to_pylist() == [None, 5]
+
+
+@pytest.mark.parametrize(
+    ("cell", "fragment"),
+    [
+        ("-3", '"-3" is negative; counts cannot be negative.'),
+        ("2.5", '"2.5" is not an integer.'),
+        ("x7", '"x7" is not a number.'),
+    ],
+)
+def test_counts_that_fail_the_fast_parse_are_named(
+    tmp_path: Path, out: Path, cell: str, fragment: str
+) -> None:
+    rows = "".join(f"G{i}\t{i}\t{i + 1}\n" for i in range(3000))  # > 64 KB: the large-file paths
+    src = write(tmp_path / "m.tsv", f"\tS1\tS2\n{rows}G3000\t1\t{cell}\n")
+    outcome = validate(src, "RNASEQ_COUNT_MTX", "tsv", out)
+    assert not outcome.ok
+    assert f'Row 3002 (gene "G3000"), column "S2": {fragment}' in outcome.reason
+
+
+def test_blank_lines_in_a_large_file_keep_row_numbers(tmp_path: Path, out: Path) -> None:
+    rows = "".join(f"G{i}\t{i}\n" for i in range(10000))
+    src = write(tmp_path / "m.tsv", f"\tS1\n{rows}\n\nG10000\t-1\n")
+    outcome = validate(src, "RNASEQ_COUNT_MTX", "tsv", out)
+    assert not outcome.ok
+    assert 'Row 10004 (gene "G10000"), column "S1": "-1" is negative' in outcome.reason
+
+
+def test_a_standard_source_is_linked_not_copied(tmp_path: Path, out: Path) -> None:
+    text = b"\tS1\tS2\nG1\t1\t2\nG2\t3\t4\n"
+    src = write(tmp_path / "m.tsv", text)
+    outcome = validate(src, "RNASEQ_COUNT_MTX", "tsv", out)
+    assert outcome.ok, outcome.reason
+    assert outcome.standardized_path.read_bytes() == text
+    assert outcome.standardized_path.stat().st_ino == src.stat().st_ino
+    # Validating another file into the same directory replaces the link, never writes through it.
+    other = write(tmp_path / "o.tsv", "gene\tS1\nG1\t5\n")
+    outcome = validate(other, "RNASEQ_COUNT_MTX", "tsv", out)
+    assert outcome.ok, outcome.reason
+    assert outcome.standardized_path.read_bytes() == b"\tS1\nG1\t5\n"
+    assert src.read_bytes() == text
+
+
+def test_a_source_that_cannot_be_linked_is_copied(
+    tmp_path: Path, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", refuse)
+    text = b"\tS1\tS2\nG1\t1\t2\nG2\t3\t4\n"
+    src = write(tmp_path / "m.tsv", text)
+    outcome = validate(src, "RNASEQ_COUNT_MTX", "tsv", out)
+    assert outcome.ok, outcome.reason
+    assert outcome.standardized_path.read_bytes() == text
+    assert outcome.standardized_path.stat().st_ino != src.stat().st_ino
+
+
+def test_quoted_crlf_csv_is_rewritten_in_pieces(
+    tmp_path: Path, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mev.resource_types import tables
+
+    monkeypatch.setattr(tables, "REWRITE_PIECE_SIZE", 7)  # pieces split quotes, CR and LF apart
+    rows = "".join(f'"G{i}",{i},"{i % 7}"\r\n' for i in range(300))
+    src = write(tmp_path / "r.csv", f'"","S1","S2"\r\n{rows}')
+    outcome = validate(src, "RNASEQ_COUNT_MTX", "csv", out)
+    assert outcome.ok, outcome.reason
+    expected = "\tS1\tS2\n" + "".join(f"G{i}\t{i}\t{i % 7}\n" for i in range(300))
+    assert outcome.standardized_path.read_bytes() == expected.encode()
+
+
+def test_phase_listener_sees_every_phase(tmp_path: Path, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mev.resource_types import registry
+
+    seen: list[str] = []
+    monkeypatch.setattr(registry, "phase_listener", lambda phase, wall, cpu: seen.append(phase))
+    src = write(tmp_path / "m.tsv", "\tS1\nG1\t1\n")
+    assert validate(src, "RNASEQ_COUNT_MTX", "tsv", out).ok
+    assert seen == ["parse", "checks", "standard TSV", "Parquet", "metadata"]

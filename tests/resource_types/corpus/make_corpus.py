@@ -248,6 +248,22 @@ CASES: list[tuple[str, bytes, str, str, list[str]]] = [
         "tsv",
         ['Row 3 (gene "G2"), column "S1": "-3" is negative'],
     ),
+    # A missing value keeps the count parse on its fast path; the negative count sends it to the
+    # precise one, which must still name the cell.
+    (
+        "negative_count_after_missing.tsv",
+        tsv(*with_cell(with_cell(counts(), 2, 3, "NA"), 4, 4, -4)),
+        "RNASEQ_COUNT_MTX",
+        "tsv",
+        ['Row 4 (gene "G3"), column "S3": "-4" is negative'],
+    ),
+    (
+        "decimal_count_after_empty.csv",
+        rows(*(",".join(str(c) for c in r) for r in with_cell(with_cell(counts(), 2, 2, ""), 3, 3, 2.5))),
+        "RNASEQ_COUNT_MTX",
+        "csv",
+        ['Row 3 (gene "G2"), column "S2": "2.5" is not an integer.'],
+    ),
     (
         "infinite_in_integer.tsv",
         tsv(*with_cell(counts(), 2, 3, "inf")),
