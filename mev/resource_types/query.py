@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import logging
 import math
+import mmap
+import os
 import re
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,9 +19,21 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from mev.resource_types.table_store import ROWNAME_COLUMN, read_info
+from mev.resource_types.table_cache import CACHE, identify
+from mev.resource_types.table_store import (
+    ROWNAME_COLUMN,
+    RowFileInfo,
+    StoredTableInfo,
+    TableStoreError,
+    null_missing_text,
+    read_info,
+    read_rows_info,
+    rows_path_for,
+)
+from mev.resource_types.table_store import row_means as _matrix_row_means
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -292,6 +307,33 @@ class _Column:
                 )
         return self._numbers
 
+    def prepared(self) -> _Column:
+        """Decode the numbers of a numeric column now, before the column is shared through the cache."""
+        if self.is_numeric:
+            self.numbers  # noqa: B018
+        return self
+
+    def values_at(self, rows: np.ndarray) -> list[Any]:
+        """The rendered cells of ``rows`` (JSON-safe: NaN -> None, infinities as markers)."""
+        data_type = self.data.type
+        if pa.types.is_floating(data_type):
+            numbers = self.numbers[rows]
+            values = numbers.tolist()
+            if not np.isfinite(numbers).all():
+                values = [render_value(v) for v in values]
+            return values
+        if pa.types.is_integer(data_type) and self.data.null_count == 0:
+            return self.data.to_numpy()[rows].tolist()  # type: ignore[no-any-return]
+        return _column_values(self.data.take(pa.array(rows)))
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held: the data, its numbers once decoded, and room for a text copy if not text."""
+        size = self.data.nbytes + (self._numbers.nbytes if self._numbers is not None else 0)
+        if self.is_numeric:
+            return size
+        return size + len(self.data) * 8  # numbers of a text column, if a numeric filter asks
+
     @property
     def text(self) -> pa.Array:
         if self._text is None:
@@ -373,7 +415,8 @@ def _to_float(data: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if isinstance(data, pa.ChunkedArray):
         data = data.combine_chunks()
     if not pa.types.is_floating(data.type):
-        data = pc.cast(data, pa.float64())
+        # Unsafe: integers beyond 2**53 become the nearest float instead of failing the request.
+        data = pc.cast(data, pa.float64(), safe=False)
     return np.asarray(data.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
@@ -477,13 +520,7 @@ def _row_means(table: pa.Table, data_columns: Sequence[str]) -> np.ndarray:
     stacked = np.empty((table.num_rows, len(numeric)), dtype=np.float64)
     for j, name in enumerate(numeric):
         stacked[:, j] = table.column(name).to_numpy()  # integers convert on assignment, nulls as NaN
-    if not np.isnan(stacked).any():
-        return stacked.mean(axis=1)
-    present = ~np.isnan(stacked)
-    counts = present.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        totals = np.where(present, stacked, 0.0).sum(axis=1)
-        return np.where(counts > 0, totals / np.maximum(counts, 1), np.nan)
+    return _matrix_row_means(stacked)
 
 
 # --------------------------------------------------------------------------- paging
@@ -562,47 +599,221 @@ def _paginated(
 
 # --------------------------------------------------------------------------- tables
 
-
-# Reading the footer of a wide table (500 columns x 60 row groups) costs as much as reading a page,
-# so footers are kept per process, keyed by what changes when the file is rewritten.
-_FOOTER_CACHE_SIZE = 64
-_footers: OrderedDict[tuple[str, int, int, int], pq.FileMetaData] = OrderedDict()
-_footers_lock = threading.Lock()
-
-
-def _footer(path: Path) -> pq.FileMetaData:
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_ino, stat.st_mtime_ns, stat.st_size)
-    with _footers_lock:
-        cached = _footers.get(key)
-        if cached is not None:
-            _footers.move_to_end(key)
-            return cached
-    metadata = pq.read_metadata(path)
-    with _footers_lock:
-        _footers[key] = metadata
-        while len(_footers) > _FOOTER_CACHE_SIZE:
-            _footers.popitem(last=False)
-    return metadata
-
-
+# A table that decodes to at most this many bytes has all its columns kept in the cache (a
+# 60,000 x 6 DGE table is ~4 MB): its pages, filters and sorts never touch the file again.
+WHOLE_TABLE_BYTES = 16 * 1024 * 1024
+# A parsed Parquet footer takes ~15x its serialized size in memory (measured: the 1.8 MB footer
+# of a 60,000 x 500 matrix in 1,000-row groups is 27 MB once parsed).
+_FOOTER_MEMORY_FACTOR = 16
 # Below this many cells, the row groups a page touches are read in one call (narrow tables);
 # above it, one group at a time so memory stays bounded by one group (wide matrices).
 _SINGLE_READ_CELLS = 2_000_000
+_LEGACY_TEXT_KINDS = frozenset({"matrix", "annotation", "feature"})
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What the footer of a stored table says, parsed once per file and kept in the cache."""
+
+    footer: pq.FileMetaData
+    info: StoredTableInfo
+    schema: pa.Schema
+    offsets: np.ndarray  # first row of each row group, then the row count
+    column_set: frozenset[str]
+    column_index: dict[str, int]  # position among the data columns
+    integer_columns: np.ndarray  # bool per data column
+    decoded_bytes: int  # estimate of the whole table in memory
+
+
+def _read_layout(path: Path) -> tuple[_Layout, int]:
+    footer = pq.read_metadata(path)
+    info = read_info(footer)
+    schema = footer.schema.to_arrow_schema()
+    sizes = [footer.row_group(i).num_rows for i in range(footer.num_row_groups)]
+    offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64)
+    layout = _Layout(
+        footer=footer,
+        info=info,
+        schema=schema,
+        offsets=offsets,
+        column_set=frozenset(info.columns),
+        column_index={name: j for j, name in enumerate(info.columns)},
+        integer_columns=np.array([pa.types.is_integer(schema.field(name).type) for name in info.columns], dtype=bool),
+        decoded_bytes=_decoded_bytes(footer, schema),
+    )
+    return layout, footer.serialized_size * _FOOTER_MEMORY_FACTOR + 200 * len(info.columns) + offsets.nbytes
+
+
+def _decoded_bytes(footer: pq.FileMetaData, schema: pa.Schema) -> int:
+    """About how much memory the whole table takes decoded (text: its uncompressed pages plus offsets)."""
+    n_rows, n_columns = footer.num_rows, len(schema)
+    if n_rows * n_columns * 4 > WHOLE_TABLE_BYTES:
+        return n_rows * n_columns * 4  # clearly too big; no need to walk a wide footer
+    total = 0
+    for j, column_field in enumerate(schema):
+        try:
+            total += n_rows * max(column_field.type.bit_width, 8) // 8 + n_rows // 8
+        except ValueError:  # not fixed-width: text (its pages are plain or dictionary-encoded)
+            pages = sum(footer.row_group(i).column(j).total_uncompressed_size for i in range(footer.num_row_groups))
+            total += pages + 8 * n_rows
+    return total
+
+
+@dataclass(frozen=True)
+class _RowLayout:
+    """Where each record batch of a row file keeps its buffers (file offsets), found once per file."""
+
+    info: RowFileInfo
+    row_bytes: int
+    labels_offsets_at: np.ndarray  # int32 offsets of the labels
+    labels_data_at: np.ndarray
+    means_at: np.ndarray
+    values_at: np.ndarray
+
+
+def _read_row_layout(path: Path) -> tuple[_RowLayout, int]:
+    """Walk the batches through a memory map, touching only their metadata, to find the buffers."""
+    with open(path, "rb") as handle:
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        info, positions = _walk_row_batches(mapped)
+    finally:
+        with contextlib.suppress(BufferError):  # still referenced by a traceback: closed when collected
+            mapped.close()
+    layout = _RowLayout(
+        info=info,
+        row_bytes=info.n_columns * info.value_type.bit_width // 8,
+        labels_offsets_at=positions[:, 0],
+        labels_data_at=positions[:, 1],
+        means_at=positions[:, 2],
+        values_at=positions[:, 3],
+    )
+    return layout, positions.nbytes + 1024
+
+
+def _walk_row_batches(mapped: mmap.mmap) -> tuple[RowFileInfo, np.ndarray]:
+    whole = pa.py_buffer(mapped)
+    reader = ipc.open_file(pa.BufferReader(whole))
+    info = read_rows_info(reader)
+    positions = np.zeros((reader.num_record_batches, 4), dtype=np.int64)
+    for i in range(reader.num_record_batches):
+        batch = reader.get_batch(i)
+        labels, means, values = batch.column(0), batch.column(1), batch.column(2).flatten()
+        if labels.offset or means.offset or values.offset or labels.null_count or values.null_count:
+            raise TableStoreError("Unexpected layout of a row file batch.")
+        buffers = (labels.buffers()[1], labels.buffers()[2], means.buffers()[1], values.buffers()[1])
+        positions[i] = [buffer.address - whole.address if buffer is not None else 0 for buffer in buffers]
+    return info, positions
+
+
+class _RowFile:
+    """The row file of a numeric matrix (see table_store), read a few rows at a time.
+
+    Rows are read with ``pread`` at offsets found once per file (kept in the cache): a page of
+    scattered rows costs a few system calls and only its own bytes. A memory map would be as fast
+    but maps whole folios around every touched row (~0.75 MB each on this kernel), which shows up
+    as tens of MB of resident memory per request.
+    """
+
+    def __init__(self, path: Path, info: StoredTableInfo) -> None:
+        identity = identify(path)
+        self.layout: _RowLayout = CACHE.get_or_make(identity, "row layout", lambda: _read_row_layout(path))
+        found = self.layout.info
+        if (found.id, found.n_rows, found.n_columns) != (info.rows_file_id, info.n_rows, len(info.columns)):
+            raise TableStoreError(f"{path} is not the row file of this table.")
+        self.dtype = np.dtype(found.value_type.to_pandas_dtype())
+        self.is_integer = self.dtype.kind in "iu"
+        self.fd = os.open(path, os.O_RDONLY)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def _runs(self, rows: np.ndarray) -> Iterator[tuple[int, int, int, int]]:
+        """``(start, stop, batch, first local row)``: runs of consecutive rows within one batch."""
+        batch_rows = self.layout.info.batch_rows
+        batches = rows // batch_rows
+        breaks = np.flatnonzero((np.diff(rows) != 1) | (np.diff(batches) != 0)) + 1
+        starts = np.concatenate([[0], breaks]).tolist()
+        stops = [*starts[1:], len(rows)]
+        for start, stop in zip(starts, stops, strict=True):
+            batch = int(batches[start])
+            yield start, stop, batch, int(rows[start]) - batch * batch_rows
+
+    def _read(self, size: int, offset: int) -> bytes:
+        data = os.pread(self.fd, size, offset)
+        if len(data) != size:
+            raise TableStoreError("The row file is shorter than its layout says.")
+        return data
+
+    def fetch(self, rows: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """Labels and values of ``rows`` (in that order); values as stored (narrow ints or float64)."""
+        layout, n_columns = self.layout, self.layout.info.n_columns
+        values = np.empty((len(rows), n_columns), dtype=self.dtype)
+        labels: list[str] = []
+        if not len(rows):
+            return labels, values
+        for start, stop, batch, local in self._runs(rows):
+            count = stop - start
+            raw = self._read(count * layout.row_bytes, int(layout.values_at[batch]) + local * layout.row_bytes)
+            values[start:stop] = np.frombuffer(raw, dtype=self.dtype).reshape(count, n_columns)
+            offsets = np.frombuffer(
+                self._read(4 * (count + 1), int(layout.labels_offsets_at[batch]) + 4 * local), dtype=np.int32
+            ).tolist()
+            text = self._read(offsets[-1] - offsets[0], int(layout.labels_data_at[batch]) + offsets[0])
+            base = offsets[0]
+            labels.extend(text[a - base : b - base].decode() for a, b in itertools.pairwise(offsets))
+        return labels, values
+
+    def means(self, rows: np.ndarray) -> np.ndarray:
+        """The precomputed means of ``rows``."""
+        out = np.empty(len(rows), dtype=np.float64)
+        if len(rows):
+            for start, stop, batch, local in self._runs(rows):
+                raw = self._read(8 * (stop - start), int(self.layout.means_at[batch]) + 8 * local)
+                out[start:stop] = np.frombuffer(raw, dtype=np.float64)
+        return out
+
+    def row_means(self) -> np.ndarray:
+        """The precomputed mean of every row."""
+        return self.means(np.arange(self.layout.info.n_rows, dtype=np.int64))
 
 
 class StoredTable:
-    """Reads from the Parquet copy only what a request needs."""
+    """Reads from the stored copies only what a request needs; what repeats is kept in the cache.
 
-    def __init__(self, path: Path) -> None:
-        # pre_buffer coalesces reads for remote storage; on a local file it only adds latency.
-        self.file = pq.ParquetFile(path, memory_map=True, metadata=_footer(path), pre_buffer=False)
-        self.info = read_info(self.file)
+    ``path`` is the Parquet copy. ``rows_path`` is its row file (numeric matrices written by the
+    current table_store); by default the one table_store left next to ``path``, if any.
+
+    Where a page's cells come from:
+    - narrow tables (decoded size up to WHOLE_TABLE_BYTES), with the cache on: every column is
+      decoded once and kept, and pages are cut from the kept columns;
+    - numeric matrices with a row file: its rows, a few system calls per page;
+    - otherwise (the cache off, tables stored before row files existed): the Parquet row groups
+      the page's rows live in.
+    """
+
+    def __init__(self, path: Path, *, rows_path: Path | None = None) -> None:
+        self.path = Path(path)
+        self.identity = identify(self.path)
+        self.layout: _Layout = CACHE.get_or_make(self.identity, "layout", lambda: _read_layout(self.path))
+        self.info = self.layout.info
         self.columns = list(self.info.columns)
-        self._column_set = set(self.columns)
-        self._cache: dict[str, _Column] = {}
-        sizes = [self.file.metadata.row_group(i).num_rows for i in range(self.file.num_row_groups)]
-        self.offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+        self.offsets = self.layout.offsets
+        self._rows_path = rows_path
+        self._file: pq.ParquetFile | None = None
+        self._row_file: _RowFile | None | bool = None  # False: looked, there is none
+        self._columns: dict[str, _Column] = {}
+        self._narrow = (
+            self.layout.decoded_bytes <= WHOLE_TABLE_BYTES
+            and CACHE.enabled
+            and CACHE.get(self.identity, "not narrow") is None
+        )
+        # Format 1 kept missing text cells as text ("NA", ""); they are read as nulls.
+        self._legacy_text = self.info.format_version < 2 and self.info.kind in _LEGACY_TEXT_KINDS
 
     def __enter__(self) -> StoredTable:
         return self
@@ -611,15 +822,114 @@ class StoredTable:
         self.close()
 
     def close(self) -> None:
-        self.file.close()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if isinstance(self._row_file, _RowFile):
+            self._row_file.close()
+            self._row_file = False
+
+    @property
+    def file(self) -> pq.ParquetFile:
+        """The Parquet copy, opened on first use (a page served from the cache never opens it)."""
+        if self._file is None:
+            # pre_buffer coalesces reads for remote storage; on a local file it only adds latency.
+            self._file = pq.ParquetFile(self.path, memory_map=True, metadata=self.layout.footer, pre_buffer=False)
+        return self._file
 
     def is_column(self, name: str) -> bool:
-        return name in self._column_set
+        return name in self.layout.column_set
+
+    # ------------------------------------------------------------------ whole columns
+
+    def _normalized(self, table: pa.Table) -> pa.Table:
+        return null_missing_text(table) if self._legacy_text else table
 
     def column(self, name: str) -> _Column:
-        if name not in self._cache:
-            self._cache[name] = _Column(self.file.read(columns=[name], use_threads=False).column(0))
-        return self._cache[name]
+        """One whole column (``__rowname__`` included), as numbers and as text; kept in the cache."""
+        column = self._columns.get(name)
+        if column is not None:
+            return column
+        column = CACHE.get(self.identity, ("column", name))
+        if column is None:
+            if self._narrow:
+                self._load_all_columns()
+                return self._columns[name]
+            data = self._normalized(self.file.read(columns=[name], use_threads=False)).column(0)
+            column = _Column(data).prepared()
+            CACHE.put(self.identity, ("column", name), column, column.nbytes)
+        self._columns[name] = column
+        return column
+
+    def _load_all_columns(self) -> None:
+        """A narrow table: every column in one read (not memory-mapped, since it is kept)."""
+        with pq.ParquetFile(self.path, metadata=self.layout.footer) as plain:
+            table = self._normalized(plain.read(use_threads=False))
+        columns = {name: _Column(table.column(name)).prepared() for name in table.column_names}
+        self._columns.update(columns)
+        if sum(column.nbytes for column in columns.values()) > 2 * WHOLE_TABLE_BYTES:
+            # Long repeated text decodes to much more than its pages said: not narrow after all.
+            CACHE.put(self.identity, "not narrow", True, 1)
+            return
+        for name, column in columns.items():
+            CACHE.put(self.identity, ("column", name), column, column.nbytes)
+
+    def sort_order(self, name: str, descending: bool) -> np.ndarray | None:
+        """Every row in the order of one sort key (stable, missing values last), or None.
+
+        Kept in the cache, so only computed when the cache is on; then a sorted page costs a
+        lookup. ``name`` may be ``__rowmean__`` when every row mean is known.
+        """
+        if not CACHE.enabled:
+            return None
+        item = ("order", name, descending)
+        order = CACHE.get(self.identity, item)
+        if order is None:
+            if name == ROWMEAN:
+                means = self.all_row_means(compute=False)
+                if means is None:
+                    return None
+                missing, values = _Column(pa.array(means), numeric=True).sort_keys(descending)
+            else:
+                missing, values = self.column(name).sort_keys(descending)
+            order = np.argsort(np.where(missing, np.nan, values), kind="stable")
+            CACHE.put(self.identity, item, order, order.nbytes)
+        return order  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------------ row means
+
+    def row_file(self) -> _RowFile | None:
+        """The row file, if this table has one and it is there; opened on first use."""
+        if self._row_file is None:
+            self._row_file = False
+            if self.info.rows_file_id is not None:
+                path = self._rows_path if self._rows_path is not None else rows_path_for(self.path)
+                try:
+                    self._row_file = _RowFile(Path(path), self.info)
+                except FileNotFoundError:
+                    if self._rows_path is not None:
+                        logger.warning("The row file %s is missing; reading pages from %s", path, self.path)
+                except (OSError, pa.ArrowException, TableStoreError, ValueError, KeyError) as error:
+                    logger.warning("Ignoring the row file %s of %s: %s", path, self.path, error)
+        return self._row_file if isinstance(self._row_file, _RowFile) else None
+
+    def all_row_means(self, *, compute: bool = True) -> np.ndarray | None:
+        """The mean of every row, or None if that would mean reading the whole table.
+
+        Row files carry them. For tables without one they are computed from every row group
+        when ``compute`` is true and the cache is on, then kept.
+        """
+        means = CACHE.get(self.identity, "rowmeans")
+        if means is not None:
+            return means  # type: ignore[no-any-return]
+        row_file = self.row_file()
+        if row_file is not None:
+            means = row_file.row_means()
+        elif compute and CACHE.enabled:
+            means = self.row_means(np.arange(self.info.n_rows, dtype=np.int64))
+        else:
+            return None
+        return CACHE.put(self.identity, "rowmeans", means, means.nbytes)
 
     def groups_of(self, rows: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.offsets, rows, side="right") - 1
@@ -635,6 +945,22 @@ class StoredTable:
             means[where] = _row_means(table.take(pa.array(local)), self.columns)
         return means
 
+    def float_rows(self, rows: np.ndarray, columns: Sequence[str]) -> tuple[list[str], np.ndarray] | None:
+        """Labels of ``rows`` and their ``columns`` as float64 (missing cells NaN), from the row file.
+
+        None when the table has no row file: read its row groups instead. For whoever needs
+        scattered rows as numbers (the transforms): a few system calls instead of decoding every
+        row group the rows live in at full width.
+        """
+        row_file = self.row_file()
+        if row_file is None:
+            return None
+        labels, values = row_file.fetch(rows)
+        positions = [self.layout.column_index[name] for name in columns]
+        return labels, values[:, positions].astype(np.float64)
+
+    # ------------------------------------------------------------------ records
+
     def records(
         self,
         rows: np.ndarray,
@@ -643,7 +969,70 @@ class StoredTable:
         rowmeans: np.ndarray | None,
         compute_rowmeans: bool,
     ) -> list[dict[str, Any]]:
-        """Records for ``rows`` in the given order, reading only the row groups they live in."""
+        """Records for ``rows`` in the given order, reading only what they need."""
+        if self._narrow:
+            return self._records_from_columns(rows, value_columns, rowmeans, compute_rowmeans)
+        row_file = self.row_file()
+        if row_file is not None:
+            if rowmeans is None and compute_rowmeans:
+                rowmeans = row_file.means(rows)
+            return self._records_from_rows(row_file, rows, value_columns, rowmeans)
+        return self._records_from_groups(rows, value_columns, rowmeans=rowmeans, compute_rowmeans=compute_rowmeans)
+
+    def _records_from_columns(
+        self, rows: np.ndarray, value_columns: Sequence[str], rowmeans: np.ndarray | None, compute_rowmeans: bool
+    ) -> list[dict[str, Any]]:
+        if rowmeans is None and compute_rowmeans:
+            numeric = [self.column(name) for name in self.columns]
+            numeric = [column for column in numeric if column.is_numeric]
+            if numeric:
+                rowmeans = _matrix_row_means(np.stack([column.numbers[rows] for column in numeric], axis=1))
+            else:
+                rowmeans = np.full(len(rows), np.nan)
+        columns = [self.column(name).values_at(rows) for name in value_columns]
+        return _assemble(self.column(ROWNAME_COLUMN).values_at(rows), list(value_columns), columns, rowmeans)
+
+    def _records_from_rows(
+        self, row_file: _RowFile, rows: np.ndarray, value_columns: Sequence[str], rowmeans: np.ndarray | None
+    ) -> list[dict[str, Any]]:
+        labels, values = row_file.fetch(rows)
+        names = list(value_columns)
+        if names != self.columns:
+            positions = [self.layout.column_index[name] for name in names]
+            values = values[:, positions]
+            integer = self.layout.integer_columns[positions]
+        else:
+            integer = self.layout.integer_columns
+        if row_file.is_integer or not integer.any():
+            cells = _python_cells(values)
+            if not row_file.is_integer:
+                finite = np.isfinite(values).all(axis=1)
+                if not finite.all():
+                    for i in np.nonzero(~finite)[0].tolist():
+                        cells[i] = [render_value(v) for v in cells[i]]
+            records = [
+                {"rowname": label, "values": dict(zip(names, row, strict=True))}
+                for label, row in zip(labels, cells, strict=True)
+            ]
+            return _with_means(records, rowmeans)
+        # Float storage with integer columns (they had missing cells): those render as integers.
+        by_column = []
+        for j in range(values.shape[1]):
+            column = values[:, j].tolist()
+            if integer[j]:
+                by_column.append([None if v != v else int(v) for v in column])
+            else:
+                by_column.append([render_value(v) for v in column])
+        return _assemble(labels, names, by_column, rowmeans)
+
+    def _records_from_groups(
+        self,
+        rows: np.ndarray,
+        value_columns: Sequence[str],
+        *,
+        rowmeans: np.ndarray | None,
+        compute_rowmeans: bool,
+    ) -> list[dict[str, Any]]:
         out: list[dict[str, Any] | None] = [None] * len(rows)
         groups = self.groups_of(rows)
         wanted = [ROWNAME_COLUMN, *(self.columns if compute_rowmeans else value_columns)]
@@ -663,6 +1052,7 @@ class StoredTable:
             table = self.file.read_row_groups(read_groups, columns=wanted, use_threads=False)
             if len(local) != table.num_rows or not np.array_equal(local, np.arange(table.num_rows)):
                 table = table.take(pa.array(local))
+            table = self._normalized(table)
             if compute_rowmeans:
                 means = _row_means(table, self.columns)
             elif rowmeans is not None:
@@ -677,6 +1067,157 @@ class StoredTable:
         return out  # type: ignore[return-value]
 
 
+# Python int objects for every 8- and 16-bit value (~3.5 MB, made on the first large page), shared
+# by the cells of large pages: picking them from an object array instead of creating one per cell
+# halves the cost of the cells of a 10,000 x 500 page of counts (~200 -> ~100 ms) and cuts them
+# from ~180 to ~40 MB. Client pages (50 rows) gain nothing measurable.
+_SMALL_INT_OFFSET = 2**15
+_small_ints: np.ndarray | None = None
+
+
+def _python_cells(values: np.ndarray) -> list[list[Any]]:
+    """``values.tolist()``; for 8- and 16-bit integers, with shared int objects."""
+    global _small_ints
+    if values.dtype.kind not in "iu" or values.dtype.itemsize > 2 or values.size < 100_000:
+        return values.tolist()  # type: ignore[no-any-return]
+    if _small_ints is None:
+        _small_ints = np.array(list(range(-_SMALL_INT_OFFSET, 2**16)), dtype=object)
+    return _small_ints[values.astype(np.int32) + _SMALL_INT_OFFSET].tolist()  # type: ignore[no-any-return]
+
+
+def _assemble(
+    labels: list[Any], names: list[str], columns: list[list[Any]], rowmeans: np.ndarray | None
+) -> list[dict[str, Any]]:
+    rows: Iterable[tuple[Any, ...]] = zip(*columns, strict=True) if columns else ((),) * len(labels)
+    records = [
+        {"rowname": label, "values": dict(zip(names, row, strict=True))}
+        for label, row in zip(labels, rows, strict=True)
+    ]
+    return _with_means(records, rowmeans)
+
+
+def _with_means(records: list[dict[str, Any]], rowmeans: np.ndarray | None) -> list[dict[str, Any]]:
+    if rowmeans is not None:
+        for record, mean in zip(records, rowmeans.tolist(), strict=True):
+            record[ROWMEAN] = render_value(mean)
+    return records
+
+
+# --------------------------------------------------------------------------- selecting rows
+
+
+@dataclass
+class _Selection:
+    """The rows a request matches, in order; ``rows`` may hold only the first of them (a page's worth)."""
+
+    rows: np.ndarray
+    count: int
+    means: np.ndarray | None = None  # aligned with ``rows``
+    all_means: np.ndarray | None = None  # or: every row's mean, by row number
+
+    def page(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
+        rows = self.rows[start:stop]
+        if self.means is not None:
+            return rows, self.means[start:stop]
+        if self.all_means is not None:
+            return rows, self.all_means[rows]
+        return rows, None
+
+
+def _ordered_head(order: np.ndarray, keep: np.ndarray, wanted: int) -> np.ndarray:
+    """The first ``wanted`` (or more) entries of ``order`` whose row is kept, walking ``order`` in chunks."""
+    found: list[np.ndarray] = []
+    total, start, chunk = 0, 0, 4096
+    while start < len(order) and total < wanted:
+        piece = order[start : start + chunk]
+        hits = piece[keep[piece]]
+        found.append(hits)
+        total += len(hits)
+        start += chunk
+        chunk *= 2  # few matches: look further at each step
+    return np.concatenate(found) if found else order[:0]
+
+
+def _select(table: StoredTable, plan: QueryPlan, *, needed: Callable[[int], int] | None) -> _Selection:
+    """Evaluation order (api-contract §2.3): column and row-name filters, row mean, sort."""
+    n_rows = table.info.n_rows
+
+    # 1. column and row-name filters, on whole columns
+    mask: np.ndarray | None = None
+    for flt in plan.filters:
+        if flt.target == ROWMEAN:
+            continue
+        matched = table.column(flt.target).match(flt.operator, flt.value)
+        mask = matched if mask is None else mask & matched
+
+    # 2. row means, where they decide which rows or which order
+    rowmean_filters = [f for f in plan.filters if f.target == ROWMEAN]
+    all_means: np.ndarray | None = None
+    if rowmean_filters or any(k.column == ROWMEAN for k in plan.sort_keys):
+        # Computing every mean of a table without a row file reads all of it: only worth it (once,
+        # then cached) when no column filter has already narrowed the rows.
+        all_means = table.all_row_means(compute=mask is None)
+        if all_means is None:
+            return _select_by_candidates(table, plan, mask, needed)
+        if rowmean_filters:
+            column = _Column(pa.array(all_means), numeric=True)
+            for flt in rowmean_filters:
+                matched = column.match(flt.operator, flt.value)
+                mask = matched if mask is None else mask & matched
+
+    # 3. sort, with the cached order of every row when there is one
+    order = None
+    if len(plan.sort_keys) == 1:
+        order = table.sort_order(plan.sort_keys[0].column, plan.sort_keys[0].descending)
+    if order is not None:
+        if mask is None:
+            return _Selection(order, n_rows, all_means=all_means)
+        count = int(np.count_nonzero(mask))
+        if needed is not None:
+            return _Selection(_ordered_head(order, mask, needed(count)), count, all_means=all_means)
+        return _Selection(order[mask[order]], count, all_means=all_means)
+    candidates = np.arange(n_rows, dtype=np.int64) if mask is None else np.flatnonzero(mask)
+    if plan.sort_keys:
+        keys = []
+        for key in plan.sort_keys:
+            if key.column == ROWMEAN and all_means is not None:
+                values = all_means[candidates]
+                keys.append(_Column(pa.array(values), numeric=True).sort_keys(key.descending))
+            else:
+                missing, keyed = table.column(key.column).sort_keys(key.descending)
+                keys.append((missing[candidates], keyed[candidates]))
+        head = needed(len(candidates)) if needed is not None else None
+        candidates = candidates[_order(np.arange(len(candidates)), keys, head=head)]
+    return _Selection(candidates, len(candidates), all_means=all_means)
+
+
+def _select_by_candidates(
+    table: StoredTable, plan: QueryPlan, mask: np.ndarray | None, needed: Callable[[int], int] | None
+) -> _Selection:
+    """Row means of only the rows left by the column filters (tables without a row file)."""
+    candidates = np.arange(table.info.n_rows, dtype=np.int64) if mask is None else np.flatnonzero(mask)
+    rowmeans = table.row_means(candidates)
+    rowmean_filters = [f for f in plan.filters if f.target == ROWMEAN]
+    if rowmean_filters:
+        column = _Column(pa.array(rowmeans), numeric=True)
+        keep = np.ones(len(candidates), dtype=bool)
+        for flt in rowmean_filters:
+            keep &= column.match(flt.operator, flt.value)
+        candidates, rowmeans = candidates[keep], rowmeans[keep]
+    if plan.sort_keys:
+        keys = []
+        for key in plan.sort_keys:
+            if key.column == ROWMEAN:
+                keys.append(_Column(pa.array(rowmeans), numeric=True).sort_keys(key.descending))
+            else:
+                missing, values = table.column(key.column).sort_keys(key.descending)
+                keys.append((missing[candidates], values[candidates]))
+        head = needed(len(candidates)) if needed is not None else None
+        positions = _order(np.arange(len(candidates)), keys, head=head)
+        candidates, rowmeans = candidates[positions], rowmeans[positions]
+    return _Selection(candidates, len(candidates), means=rowmeans)
+
+
 def select_rows(
     table: StoredTable, plan: QueryPlan, *, needed: Callable[[int], int] | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -686,48 +1227,8 @@ def select_rows(
     ``needed`` maps the number of matching rows to how many leading rows must be in order (the
     end of the requested page); the rows after that are returned unordered.
     """
-    n_rows = table.info.n_rows
-    candidates = np.arange(n_rows, dtype=np.int64)
-
-    # 1. column and row-name filters, on whole columns
-    mask: np.ndarray | None = None
-    for flt in plan.filters:
-        if flt.target == ROWMEAN:
-            continue
-        matched = table.column(flt.target).match(flt.operator, flt.value)
-        mask = matched if mask is None else mask & matched
-    if mask is not None:
-        candidates = np.nonzero(mask)[0]
-
-    # 2. row means, where they decide which rows or which order
-    rowmeans: np.ndarray | None = None
-    rowmean_filters = [f for f in plan.filters if f.target == ROWMEAN]
-    needs_all_means = bool(rowmean_filters) or any(k.column == ROWMEAN for k in plan.sort_keys)
-    if needs_all_means:
-        rowmeans = table.row_means(candidates)
-        if rowmean_filters:
-            column = _Column(pa.array(rowmeans), numeric=True)
-            keep = np.ones(len(candidates), dtype=bool)
-            for flt in rowmean_filters:
-                keep &= column.match(flt.operator, flt.value)
-            candidates, rowmeans = candidates[keep], rowmeans[keep]
-
-    # 3. sort
-    if plan.sort_keys:
-        keys = []
-        for key in plan.sort_keys:
-            if key.column == ROWMEAN and rowmeans is not None:
-                keys.append(_Column(pa.array(rowmeans), numeric=True).sort_keys(key.descending))
-            else:
-                missing, values = table.column(key.column).sort_keys(key.descending)
-                keys.append((missing[candidates], values[candidates]))
-        head = needed(len(candidates)) if needed is not None else None
-        positions = _order(np.arange(len(candidates)), keys, head=head)
-        candidates = candidates[positions]
-        if rowmeans is not None:
-            rowmeans = rowmeans[positions]
-
-    return candidates, rowmeans
+    selection = _select(table, plan, needed=None)
+    return selection.page(0, selection.count)
 
 
 def query_table(
@@ -736,18 +1237,20 @@ def query_table(
     *,
     kind: str,
     base_url: str,
+    rows_path: Path | None = None,
 ) -> list[dict[str, Any]] | dict[str, Any]:
     """Run a contents request on the Parquet copy at ``path``.
 
     ``params`` are the URL-decoded query parameters in order; ``kind`` is the stored table's kind
     (``matrix``, ``annotation``, ``feature`` or ``bed``); ``base_url`` is the absolute URL of the
-    contents endpoint, used for ``next``/``previous``. Returns a bare list of records without
-    ``page`` and the paginated object with it.
+    contents endpoint, used for ``next``/``previous``; ``rows_path`` is the table's row file
+    (``Resource.table_rows_file``), by default the one next to ``path``. Returns a bare list of
+    records without ``page`` and the paginated object with it.
 
     Raises :class:`QueryError` (400) and :class:`PageNotFound` (404).
     """
     params = list(params)
-    with StoredTable(Path(path)) as table:
+    with StoredTable(Path(path), rows_path=rows_path) as table:
         return _query_stored(table, params, kind=kind, base_url=base_url)
 
 
@@ -755,23 +1258,25 @@ def _query_stored(
     table: StoredTable, params: list[tuple[str, str]], *, kind: str, base_url: str
 ) -> list[dict[str, Any]] | dict[str, Any]:
     plan = parse_query(params, is_column=table.is_column, rowmeans_allowed=kind == MATRIX_KIND)
-    candidates, rowmeans = select_rows(table, plan, needed=_page_end(plan))
+    selection = _select(table, plan, needed=_page_end(plan))
 
     # 4. paginate, then read only the rows on the page
     value_columns = _projection(plan, table.columns)
-    compute_page_means = plan.uses_rowmeans and rowmeans is None
+    computed_means = selection.means is not None or selection.all_means is not None
+    compute_page_means = plan.uses_rowmeans and not computed_means
 
     def fetch(start: int, stop: int) -> list[dict[str, Any]]:
+        rows, means = selection.page(start, stop)
         return table.records(
-            candidates[start:stop],
+            rows,
             value_columns,
-            rowmeans=None if rowmeans is None else rowmeans[start:stop],
+            rowmeans=means if plan.uses_rowmeans else None,
             compute_rowmeans=compute_page_means,
         )
 
     if plan.page is None:
-        return fetch(0, len(candidates))
-    return _paginated(plan, len(candidates), params, base_url, fetch)
+        return fetch(0, selection.count)
+    return _paginated(plan, selection.count, params, base_url, fetch)
 
 
 def _projection(plan: QueryPlan, columns: Sequence[str]) -> list[str]:
@@ -787,9 +1292,9 @@ def _projection(plan: QueryPlan, columns: Sequence[str]) -> list[str]:
     return projected
 
 
-def preview_table(path: Path, *, n: int = 10) -> list[dict[str, Any]]:
+def preview_table(path: Path, *, n: int = 10, rows_path: Path | None = None) -> list[dict[str, Any]]:
     """The first ``n`` rows with every column, for the preview endpoint."""
-    with StoredTable(Path(path)) as table:
+    with StoredTable(Path(path), rows_path=rows_path) as table:
         rows = np.arange(min(n, table.info.n_rows), dtype=np.int64)
         return table.records(rows, table.columns, rowmeans=None, compute_rowmeans=False)
 

@@ -35,9 +35,12 @@ class Resource(models.Model):
     # What sniffing the upload suggested; shown to the user, never applied by itself.
     suggested_resource_type = models.CharField(max_length=32, null=True, blank=True)
     suggested_file_format = models.CharField(max_length=16, null=True, blank=True)
-    # Derived copies written by validation (storage keys): standardized text and columnar table.
+    # Derived copies written by validation (storage keys): standardized text and columnar table,
+    # and for numeric matrices the table's row file (pages of scattered rows are read from it;
+    # blank for every other type and for matrices validated before row files existed).
     standardized_file = models.CharField(max_length=512, blank=True)
     table_file = models.CharField(max_length=512, blank=True)
+    table_rows_file = models.CharField(max_length=512, blank=True)
     n_rows = models.BigIntegerField(null=True, blank=True)
     n_cols = models.IntegerField(null=True, blank=True)
     # The validation asked for and not yet applied (§7.3.8): kept on the row so a lost queue

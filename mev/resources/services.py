@@ -156,7 +156,8 @@ def resource_update(
 
 def stored_keys(resource: Resource) -> list[str]:
     """Every storage key a resource owns: the data file and the derived copies."""
-    return [k for k in (resource.datafile, resource.standardized_file, resource.table_file) if k]
+    keys = (resource.datafile, resource.standardized_file, resource.table_file, resource.table_rows_file)
+    return [k for k in keys if k]
 
 
 def delete_files(keys: list[str]) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import operator
 import time
 import uuid
 from datetime import timedelta
@@ -162,6 +164,8 @@ def cleanup_table_cache(max_idle_seconds: int = TABLE_CACHE_MAX_IDLE_SECONDS) ->
 
 
 ORPHAN_GRACE_SECONDS = 24 * 3600
+# The Resource fields that hold storage keys: a file named by one of them is not an orphan.
+STORED_KEY_FIELDS = ("datafile", "standardized_file", "table_file", "table_rows_file")
 
 
 @shared_task(acks_late=True)
@@ -189,9 +193,7 @@ def cleanup_orphaned_files(grace_seconds: int = ORPHAN_GRACE_SECONDS) -> int:
                 continue
             referenced = {
                 key
-                for keys in Resource.objects.filter(pk=resource_dir.name).values_list(
-                    "datafile", "standardized_file", "table_file"
-                )
+                for keys in Resource.objects.filter(pk=resource_dir.name).values_list(*STORED_KEY_FIELDS)
                 for key in keys
                 if key
             }
@@ -204,7 +206,7 @@ def cleanup_orphaned_files(grace_seconds: int = ORPHAN_GRACE_SECONDS) -> int:
                     continue
                 # Re-check just before deleting: the row may have been committed meanwhile.
                 if Resource.objects.filter(pk=resource_dir.name).filter(
-                    models.Q(datafile=key) | models.Q(standardized_file=key) | models.Q(table_file=key)
+                    functools.reduce(operator.or_, (models.Q(**{field: key}) for field in STORED_KEY_FIELDS))
                 ).exists():
                     continue
                 storage.delete(key)

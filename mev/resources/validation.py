@@ -31,6 +31,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from mev.resource_types import table_store
 from mev.resource_types.outcome import ValidationOutcome
 from mev.resource_types.validation import (
     UNEXPECTED_ERROR_STATUS,
@@ -44,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 STANDARDIZED_SUFFIX = ".tsv"
 TABLE_SUFFIX = ".parquet"
+# Every field holding a derived copy, in the order they are stored.
+DERIVED_FIELDS = ("standardized_file", "table_file", "table_rows_file")
 
 # Storage failures worth another try: the network or the object store hiccuped. Anything else
 # (a missing object, a refused request, a bug) would fail the same way again.
@@ -223,15 +226,27 @@ def _validate(resource: Resource, *, resource_type: str | None, file_format: str
 
 
 def _store_derived(resource: Resource, outcome: ValidationOutcome) -> dict[str, str]:
-    """Upload the engine's derived files under fresh keys; on any failure remove what was stored."""
+    """Upload the engine's derived files under fresh keys; on any failure remove what was stored.
+
+    The files table_store writes next to the Parquet copy (the row file of a numeric matrix) are
+    stored next to it too: their keys are the table key with their own suffix, so they are as
+    fresh as it is, and a reader given the table file finds them beside it.
+    """
     keys: dict[str, str] = {}
-    wanted = (("standardized_file", outcome.standardized_path, STANDARDIZED_SUFFIX),
-              ("table_file", outcome.parquet_path, TABLE_SUFFIX))
+    wanted: list[tuple[str, Path | None, str | None]] = [
+        ("standardized_file", outcome.standardized_path, STANDARDIZED_SUFFIX),
+        ("table_file", outcome.parquet_path, TABLE_SUFFIX),
+    ]
+    if outcome.parquet_path is not None:
+        wanted += [(field, path, None) for field, path in table_store.derived_paths(outcome.parquet_path).items()]
     try:
         for field, path, suffix in wanted:
             if path is None:
                 continue
-            key = storage.new_key(owner_id=resource.owner_id, resource_id=resource.pk, suffix=suffix)
+            if suffix is None:
+                key = _beside_table_key(keys["table_file"], table_parquet=Path(outcome.parquet_path), path=Path(path))
+            else:
+                key = storage.new_key(owner_id=resource.owner_id, resource_id=resource.pk, suffix=suffix)
             keys[field] = key
             # move=True: on local storage the temp file becomes the stored file without a copy.
             storage.save_path(key=key, path=Path(path), move=True)
@@ -239,6 +254,14 @@ def _store_derived(resource: Resource, outcome: ValidationOutcome) -> dict[str, 
         _delete_keys(keys.values())
         raise
     return keys
+
+
+def _beside_table_key(table_key: str, *, table_parquet: Path, path: Path) -> str:
+    """The key of a file written beside the Parquet copy: the table key, renamed like the file."""
+    stem = table_parquet.name.removesuffix(table_parquet.suffix)
+    if not path.name.startswith(stem):  # pragma: no cover - table_store names them after the table
+        raise ValueError(f"{path.name} was not written beside {table_parquet.name}")
+    return storage.check_key(table_key.removesuffix(TABLE_SUFFIX) + path.name[len(stem):])
 
 
 class _SourceChanged(Exception):
@@ -252,20 +275,20 @@ def _apply_success(
     resource = Resource.objects.select_for_update().get(pk=resource_id)
     if resource.datafile != source_key:
         raise _SourceChanged(f"resource {resource_id}: stored file changed during validation")
-    old_keys = [key for key in (resource.standardized_file, resource.table_file) if key]
+    old_keys = [key for key in (getattr(resource, field) for field in DERIVED_FIELDS) if key]
 
     resource.resource_type = outcome.resource_type
     resource.file_format = outcome.file_format
-    resource.standardized_file = new_keys.get("standardized_file", "")
-    resource.table_file = new_keys.get("table_file", "")
+    for field in DERIVED_FIELDS:
+        setattr(resource, field, new_keys.get(field, ""))
     resource.n_rows = outcome.n_rows
     resource.n_cols = outcome.n_cols
     resource.status = ResourceStatus.READY
     resource.is_active = True
     clear_validation_request(resource)
     resource.save(update_fields=[
-        "resource_type", "file_format", "standardized_file", "table_file", "n_rows", "n_cols", "status",
-        "is_active", *PENDING_FIELDS,
+        "resource_type", "file_format", *DERIVED_FIELDS, "n_rows", "n_cols", "status", "is_active",
+        *PENDING_FIELDS,
     ])
     _replace_metadata(resource, observation_set=outcome.observation_set, feature_set=outcome.feature_set)
 

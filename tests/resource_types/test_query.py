@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 import numpy as np
 import pyarrow as pa
 import pytest
+from django.test import override_settings
 
 from mev.resource_types.query import (
     MAX_PAGE_SIZE,
@@ -24,6 +25,13 @@ from mev.resource_types.table_store import ROW_GROUP_SIZE, write_table
 BASE_URL = "http://testserver/api/resources/7/contents/"
 NAN = float("nan")
 INF = float("inf")
+
+
+@pytest.fixture(autouse=True, params=[64, 0], ids=["cache", "no cache"])
+def contents_cache(request: pytest.FixtureRequest) -> Any:
+    """Every test twice: pages cut from columns kept in the cache, and read from the files."""
+    with override_settings(MEV_CONTENTS_CACHE_MB=request.param):
+        yield request.param
 
 
 @pytest.fixture

@@ -11,11 +11,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mev.resource_types import table_store
 from mev.resource_types.query import query_table
+from mev.resource_types.tables import MISSING_TOKENS
 
 TEXTS = ["a", "A", "ab", "b", "B:c", "ba", ""]
 NUMERIC_OPS = {
@@ -68,6 +70,8 @@ def reference(
     page: int | None,
     page_size: int,
 ) -> Any:
+    # A text cell that means "missing" ("" here) is missing, as in the metadata (api-contract §2.3).
+    df = df.assign(t=df["t"].where(~df["t"].isin(MISSING_TOKENS), None))
     mask = pd.Series(True, index=df.index)
     for column, op, value in filters:
         series = df[column]
@@ -121,6 +125,7 @@ def render(value: Any) -> Any:
     sorts=sort_keys,
     page_size=st.integers(min_value=1, max_value=6),
     page_pick=st.one_of(st.none(), st.integers(min_value=0, max_value=5)),
+    cache_mb=st.sampled_from([0, 64]),
 )
 def test_query_table_matches_pandas(
     df: pd.DataFrame,
@@ -128,7 +133,9 @@ def test_query_table_matches_pandas(
     sorts: list[tuple[str, bool]],
     page_size: int,
     page_pick: int | None,
+    cache_mb: int,
 ) -> None:
+    """With the cache off every read goes to the file's (4-row) groups; on, to the cached table."""
     params = [(column, f"{op}:{value}") for column, op, value in filters]
     params += (
         [("sort_vals", ",".join(f"[{'desc' if desc else 'asc'}]:{c}" for c, desc in sorts))] if sorts else []
@@ -143,11 +150,17 @@ def test_query_table_matches_pandas(
 
     schema = pa.schema([("gene", pa.string()), ("x", pa.float64()), ("k", pa.int64()), ("t", pa.string())])
     table = pa.Table.from_pandas(df.reset_index(), schema=schema, preserve_index=False)
-    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        pytest.MonkeyPatch.context() as patch,
+        override_settings(MEV_CONTENTS_CACHE_MB=cache_mb),
+    ):
         patch.setattr(table_store, "ROW_GROUP_SIZE", 4)  # several row groups even on tiny tables
         path = Path(tmp) / "t.parquet"
         table_store.write_table(table, path, kind="annotation")
         result = query_table(path, params, kind="annotation", base_url="http://h/c/")
+        again = query_table(path, params, kind="annotation", base_url="http://h/c/")  # from the cache, if on
+        assert again == result
 
     if page is None:
         assert result == expected_all

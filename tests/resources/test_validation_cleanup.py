@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from mev.resources import storage
+from mev.resources.services import resource_delete, stored_keys
 from mev.resources.tasks import cleanup_orphaned_files, cleanup_table_cache
 from tests.resources.validated_factory import make_resource
 
@@ -23,7 +24,8 @@ def _age(path, seconds: float) -> None:
 def test_old_orphans_go_and_referenced_or_young_files_stay(user, settings, tmp_path) -> None:
     settings.DATA_DIR = tmp_path / "data"
     resource = make_resource(user, "gene\tS1\nG1\t1\n", resource_type="MTX", file_format="tsv")
-    keys = [resource.datafile, resource.standardized_file, resource.table_file]
+    keys = [resource.datafile, resource.standardized_file, resource.table_file, resource.table_rows_file]
+    assert all(keys)
     for key in keys:
         _age(storage.local_path(key), 10 * 24 * 3600)
 
@@ -57,3 +59,15 @@ def test_table_cache_prunes_idle_copies(settings, tmp_path) -> None:
     _age(idle, 30 * 24 * 3600)
     assert cleanup_table_cache() == 1
     assert fresh.exists() and not idle.exists()
+
+
+def test_deleting_a_resource_removes_every_stored_file(user, django_capture_on_commit_callbacks) -> None:
+    resource = make_resource(user, "gene\tS1\nG1\t1\n", resource_type="MTX", file_format="tsv")
+    resource.refresh_from_db()
+    keys = stored_keys(resource)
+    assert len(keys) == 4 and resource.table_rows_file in keys
+
+    with django_capture_on_commit_callbacks(execute=True):
+        resource_delete(resource=resource)
+
+    assert not any(storage.exists(key) for key in keys)

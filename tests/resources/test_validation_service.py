@@ -7,6 +7,8 @@ import pytest
 from django.core import mail
 
 from mev.celery import app as celery_app
+from mev.resource_types import table_store
+from mev.resource_types.query import query_table
 from mev.resource_types.validation import UNABLE_TO_VALIDATE_STATUS, UNEXPECTED_ERROR_STATUS
 from mev.resources import storage, validation
 from mev.resources.models import Resource, ResourceElement, ResourceMetadata, ResourceStatus
@@ -229,10 +231,12 @@ def test_elements_are_replaced_when_the_type_changes(user, django_capture_on_com
 
 def test_derived_files_go_when_the_new_type_has_none(user, django_capture_on_commit_callbacks) -> None:
     resource = make_resource(user, MATRIX, resource_type="MTX", file_format="tsv")
-    old = [resource.table_file, resource.standardized_file]
+    old = [resource.table_file, resource.standardized_file, resource.table_rows_file]
+    assert all(old)
     with django_capture_on_commit_callbacks(execute=True):
         after = resource_validate_now(resource=resource, resource_type="*", file_format="*")
     assert (after.resource_type, after.table_file, after.standardized_file, after.n_rows) == ("*", "", "", None)
+    assert after.table_rows_file == ""
     assert not any(_exists(key) for key in old)
     assert _exists(after.datafile)
     assert not ResourceElement.objects.filter(resource=resource).exists()
@@ -254,7 +258,8 @@ def test_failed_commit_removes_the_new_copies(user, monkeypatch) -> None:
     monkeypatch.setattr(validation, "_replace_metadata", fail)
     after = resource_validate_now(resource=resource, resource_type="MTX", file_format="tsv")
     assert after.status == UNEXPECTED_ERROR_STATUS
-    assert len(saved) == 2 and not any(_exists(key) for key in saved)
+    # The standardized copy, the Parquet copy and the matrix's row file: all stored, all removed.
+    assert len(saved) == 3 and not any(_exists(key) for key in saved)
 
 
 def test_begin_marks_validating_and_queues_after_commit(user, django_capture_on_commit_callbacks) -> None:
@@ -363,3 +368,72 @@ def test_which_storage_errors_are_transient() -> None:
     assert not validation.is_transient_storage_error(client_error("NoSuchKey", 404))
     assert not validation.is_transient_storage_error(FileNotFoundError("gone"))
     assert not validation.is_transient_storage_error(RuntimeError("bug"))
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "content", "has_rows"),
+    [
+        ("MTX", MATRIX, True),
+        ("RNASEQ_COUNT_MTX", INT_MATRIX_CSV.replace(",", "\t"), True),
+        ("ANN", ANNOTATION, False),
+        ("FT", FEATURES, False),
+        ("BED3", BED3, False),
+    ],
+)
+def test_numeric_matrices_get_a_row_file_beside_the_table(user, settings, resource_type, content, has_rows) -> None:
+    settings.MEV_CONTENTS_CACHE_MB = 0  # pages from the row file, not from columns kept in the cache
+    resource = make_resource(user, content, resource_type=resource_type, file_format="tsv")
+    resource.refresh_from_db()
+
+    if not has_rows:
+        assert resource.table_rows_file == ""
+        return
+    # A fresh key named like the table key, so a reader handed the table finds it beside it.
+    assert resource.table_rows_file == resource.table_file.removesuffix(".parquet") + table_store.ROWS_SUFFIX
+    assert _exists(resource.table_rows_file)
+    table_path = storage.local_path(resource.table_file)
+    assert table_store.rows_path_for(table_path) == storage.local_path(resource.table_rows_file)
+    first = query_table(table_path, [("page", "1")], kind="matrix", base_url="http://t/")
+    from_groups = query_table(table_path, [("page", "1")], kind="matrix", base_url="http://t/",
+                              rows_path=table_path.with_name("missing.rows.arrow"))
+    assert first == from_groups and first["count"] == resource.n_rows
+
+
+def test_a_new_validation_replaces_the_row_file(user, django_capture_on_commit_callbacks) -> None:
+    resource = make_resource(user, MATRIX, resource_type="MTX", file_format="tsv")
+    first = Resource.objects.get(pk=resource.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        second = resource_validate_now(resource=resource, resource_type="MTX", file_format="tsv")
+    assert second.table_rows_file and second.table_rows_file != first.table_rows_file
+    assert not _exists(first.table_rows_file) and _exists(second.table_rows_file)
+    owned = sorted(p.name for p in storage.local_path(resource.datafile).parent.iterdir())
+    assert len(owned) == 4  # the upload, the standardized copy, the Parquet copy and its row file
+
+    with django_capture_on_commit_callbacks(execute=True):
+        third = resource_validate_now(resource=resource, resource_type="ANN", file_format="tsv")
+    assert third.table_rows_file == "" and not _exists(second.table_rows_file)
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "content"),
+    [
+        ("ANN", "sample\tcondition\tbatch\nS1\ttreated\tNA\nS2\t\tb2\nS3\tN/A\t b3 \n"),
+        ("FT", "gene\tsymbol\tpadj\nG1\tTP53\t0.01\nG2\tNA\tNA\nG3\t\t0.5\n"),
+    ],
+)
+def test_missing_text_cells_read_as_null_in_contents_as_in_metadata(user, resource_type, content) -> None:
+    resource = make_resource(user, content, resource_type=resource_type, file_format="tsv")
+    resource.refresh_from_db()
+
+    records = query_table(storage.local_path(resource.table_file), [], kind="annotation" if resource_type == "ANN"
+                          else "feature", base_url="http://t/")
+
+    missing = {(r["rowname"], column) for r in records for column, value in r["values"].items() if value is None}
+    if resource_type == "ANN":
+        assert missing == {("S1", "batch"), ("S2", "condition"), ("S3", "condition")}
+        metadata = ResourceMetadata.objects.get(resource=resource).observation_set["elements"]
+        in_metadata = {(e["id"], name) for e in metadata for name, a in e["attributes"].items() if a["value"] is None}
+        assert missing == in_metadata
+        assert records[2]["values"]["batch"] == " b3 "
+    else:
+        assert missing == {("G2", "symbol"), ("G2", "padj"), ("G3", "symbol")}
