@@ -227,6 +227,9 @@ MEV_SIGNED_URL_SECONDS = env.int("MEV_SIGNED_URL_SECONDS", default=300)
 MEV_UPLOAD_EXPIRY_HOURS = env.int("MEV_UPLOAD_EXPIRY_HOURS", default=24)
 # A validation requested longer ago than this with no outcome is re-sent (or ended) by the sweep.
 MEV_VALIDATION_STUCK_SECONDS = env.int("MEV_VALIDATION_STUCK_SECONDS", default=300)
+# Memory (MB) each web worker process may keep for contents requests (footers, small tables, sort
+# orders, row means; least recently used dropped first). 0 turns the cache off.
+MEV_CONTENTS_CACHE_MB = env.int("MEV_CONTENTS_CACHE_MB", default=256)
 
 # --- Uploads -------------------------------------------------------------------------------------
 MEV_MAX_UPLOAD_BYTES = env.int("MEV_MAX_UPLOAD_BYTES", default=2 * 1024**3)

@@ -40,12 +40,13 @@ class Finalized:
 
 def remove_output_resources(execution: ExecutedOperation, only: list[str] | None = None) -> None:
     from mev.resources.models import Resource
+    from mev.resources.services import stored_keys
 
     queryset = Resource.objects.filter(parent_operation=execution)
     if only is not None:
         queryset = queryset.filter(pk__in=only)
     for resource in queryset:
-        for key in (resource.datafile, resource.standardized_file, resource.table_file):
+        for key in stored_keys(resource):
             delete_key(key)
         resource.delete()
 

@@ -12,7 +12,7 @@ class ResourceAdmin(admin.ModelAdmin):
     search_fields = ("name", "owner__email", "id")
     list_select_related = ("owner",)
     readonly_fields = ("id", "owner", "datafile", "checksum", "size", "created", "standardized_file", "table_file",
-                       "parent_operation", "suggested_resource_type", "suggested_file_format")
+                       "table_rows_file", "parent_operation", "suggested_resource_type", "suggested_file_format")
 
 
 @admin.register(UploadSession)

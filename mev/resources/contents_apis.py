@@ -72,7 +72,8 @@ MISSING_TRANSFORM = "The request must contain the 'transform-name' parameter."
 PREVIEW_ROWS = 10
 
 TABLE_CACHE_DIR = ("cache", "tables")
-# Refresh a cached copy's mtime at most this often, so the clean-up sees it is in use.
+# Refresh a cached copy's access time at most this often, so the clean-up sees it is in use. Only
+# the access time: the engine's in-process cache keys a file by its mtime, which must not move.
 _CACHE_TOUCH_SECONDS = 3600
 
 
@@ -123,8 +124,10 @@ def local_file(key: str) -> Path:
     cache_dir = Path(settings.DATA_DIR).joinpath(*TABLE_CACHE_DIR)
     cached = cache_dir / (hashlib.sha256(key.encode()).hexdigest() + Path(key).suffix)
     try:
-        if time.time() - cached.stat().st_mtime > _CACHE_TOUCH_SECONDS:
-            os.utime(cached)
+        stat = cached.stat()
+        now = time.time()
+        if now - stat.st_atime > _CACHE_TOUCH_SECONDS:
+            os.utime(cached, ns=(int(now * 1e9), stat.st_mtime_ns))
         return cached
     except FileNotFoundError:
         pass
@@ -138,6 +141,11 @@ def local_file(key: str) -> Path:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
     return cached
+
+
+def _rows_file(resource: Resource) -> Path | None:
+    """The local row file of a numeric matrix (scattered pages are read from it), if it has one."""
+    return local_file(resource.table_rows_file) if resource.table_rows_file else None
 
 
 # Python's parser accepts NaN, Infinity and 1e999, which JSON cannot carry back to the client;
@@ -211,7 +219,8 @@ class ResourceContentsApi(_ContentsApi):
         kind = table_kind(handler)
         if kind is None:
             return query_json(_json_document(resource.datafile), params, base_url=base_url)
-        return query_table(local_file(resource.table_file), params, kind=kind, base_url=base_url)
+        return query_table(local_file(resource.table_file), params, kind=kind, base_url=base_url,
+                           rows_path=_rows_file(resource))
 
 
 class ResourceContentsPreviewApi(_ContentsApi):
@@ -224,7 +233,7 @@ class ResourceContentsPreviewApi(_ContentsApi):
     def produce(self, request: Request, resource: Resource, handler: ResourceType) -> Any:
         if table_kind(handler) is None:
             return _json_document(resource.datafile)
-        return preview_table(local_file(resource.table_file), n=PREVIEW_ROWS)
+        return preview_table(local_file(resource.table_file), n=PREVIEW_ROWS, rows_path=_rows_file(resource))
 
 
 class ResourceContentsTransformApi(_ContentsApi):

@@ -93,7 +93,7 @@ def upload_session_get(*, user: User, upload_id: uuid.UUID | str) -> UploadSessi
 
 
 # What the contents routes (§2.3) read of a resource; the other fields stay deferred.
-CONTENTS_FIELDS = ("owner", "is_active", "resource_type", "datafile", "table_file")
+CONTENTS_FIELDS = ("owner", "is_active", "resource_type", "datafile", "table_file", "table_rows_file")
 _contents_lookup = PkLookup(Resource, fields=CONTENTS_FIELDS)
 
 
@@ -101,7 +101,7 @@ def resource_get_readable_for_contents(*, user: User, resource_id: uuid.UUID | s
     """`resource_get_readable` for the contents routes: only CONTENTS_FIELDS, None when unknown or invisible.
 
     A viewer pages through a table one request at a time, so this read is on the hot path: one
-    primary-key query of five columns, compiled once (compiling took longer than PostgreSQL needs
+    primary-key query of six columns, compiled once (compiling took longer than PostgreSQL needs
     to answer it). The owner, the common case, is decided by that row; anyone else costs one more
     query, the workspace rule of `resources_readable_by`. A single query holding that rule would
     cost every owner the planning of its joins and subqueries (about 0.2 ms in PostgreSQL, against

@@ -172,47 +172,44 @@ STORED_KEY_FIELDS = ("datafile", "standardized_file", "table_file", "table_rows_
 def cleanup_orphaned_files(grace_seconds: int = ORPHAN_GRACE_SECONDS) -> int:
     """Delete stored files no resource points to (§7.3.7); returns how many were removed.
 
-    Only files under the server's own key layout ``<owner uuid>/<resource uuid>/<name>`` are
-    considered, and only once they are older than ``grace_seconds``: a file is stored a moment
-    before the row that points to it is committed (upload, validation, job output), so a young
-    unreferenced file may simply be in flight. Local storage only; on object storage a bucket
-    lifecycle rule plays this part. Also prunes the local table cache.
+    Works on either backend through `storage.iter_keys()` (a directory walk, or S3's listing).
+    Only keys in the server's own layout ``<owner uuid>/<resource uuid>/<name>`` are considered
+    (bundled operation files live under ``operations/`` and are never touched), and only once they
+    are older than ``grace_seconds``: a file is stored a moment before the row that points to it is
+    committed (upload, validation, job output), so a young unreferenced file may be in flight.
+    Each candidate is checked again just before it is deleted. Also prunes the local table cache.
     """
     removed = cleanup_table_cache()
-    if storage.backend_name() != "local":
-        return removed
-    root = Path(settings.MEDIA_ROOT)
-    if not root.is_dir():
-        return removed
     cutoff = time.time() - grace_seconds
-    for owner_dir in root.iterdir():
-        if not (owner_dir.is_dir() and _is_uuid(owner_dir.name)):
-            continue
-        for resource_dir in owner_dir.iterdir():
-            if not (resource_dir.is_dir() and _is_uuid(resource_dir.name)):
-                continue
-            referenced = {
-                key
-                for keys in Resource.objects.filter(pk=resource_dir.name).values_list(*STORED_KEY_FIELDS)
-                for key in keys
-                if key
-            }
-            for path in resource_dir.iterdir():
-                key = f"{owner_dir.name}/{resource_dir.name}/{path.name}"
-                try:
-                    if not path.is_file() or key in referenced or path.stat().st_mtime > cutoff:
-                        continue
-                except FileNotFoundError:
-                    continue
-                # Re-check just before deleting: the row may have been committed meanwhile.
-                if Resource.objects.filter(pk=resource_dir.name).filter(
-                    functools.reduce(operator.or_, (models.Q(**{field: key}) for field in STORED_KEY_FIELDS))
-                ).exists():
+    candidates: dict[str, list[str]] = {}  # resource id -> old keys under it
+    for key, modified in storage.iter_keys():
+        parts = key.split("/")
+        if len(parts) == 3 and modified < cutoff and _is_uuid(parts[0]) and _is_uuid(parts[1]):
+            candidates.setdefault(parts[1], []).append(key)
+    ids = list(candidates)
+    for start in range(0, len(ids), 500):
+        batch = ids[start:start + 500]
+        referenced = {
+            key
+            for keys in Resource.objects.filter(pk__in=batch).values_list(*STORED_KEY_FIELDS)
+            for key in keys
+            if key
+        }
+        for resource_id in batch:
+            for key in candidates[resource_id]:
+                if key in referenced or _referenced(resource_id, key):
                     continue
                 storage.delete(key)
                 removed += 1
                 logger.info("Deleted orphaned stored file %s", key)
     return removed
+
+
+def _referenced(resource_id: str, key: str) -> bool:
+    """Whether a row points to `key` now: it may have been committed since the batch was read."""
+    return Resource.objects.filter(pk=resource_id).filter(
+        functools.reduce(operator.or_, (models.Q(**{field: key}) for field in STORED_KEY_FIELDS))
+    ).exists()
 
 
 def _is_uuid(text: str) -> bool:

@@ -249,7 +249,7 @@ def _store_derived(resource: Resource, outcome: ValidationOutcome) -> dict[str, 
                 key = storage.new_key(owner_id=resource.owner_id, resource_id=resource.pk, suffix=suffix)
             keys[field] = key
             # move=True: on local storage the temp file becomes the stored file without a copy.
-            storage.save_path(key=key, path=Path(path), move=True)
+            storage.save_path(key=key, path=Path(path), move=True, checksum=storage.SKIP_CHECKSUM)
     except BaseException:
         _delete_keys(keys.values())
         raise

@@ -171,3 +171,12 @@ def test_s3_iter_keys_strips_the_prefix_and_stays_inside_it(s3, local_tmp):
     assert not any(key.startswith(("mev-files", "someone-else")) for key in listed)
     for key in keys:
         storage.delete(key)
+
+
+def test_skip_checksum_does_not_read_a_linked_file_again(local_tmp, tmp_path, monkeypatch):
+    src = tmp_path / "derived.parquet"
+    src.write_bytes(b"derived bytes")
+    monkeypatch.setattr(storage, "sha256_of_path", lambda path: pytest.fail("hashed although skipped"))
+    key = storage.new_key(owner_id="o", resource_id="r", suffix=".parquet")
+    assert storage.save_path(key=key, path=src, move=True, checksum=storage.SKIP_CHECKSUM) == (13, "")
+    assert storage.exists(key) and not src.exists()
