@@ -37,7 +37,9 @@ from mev.resource_types.table_store import row_means as _matrix_row_means
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
+    "MAX_PAGE_CELLS",
     "MAX_PAGE_SIZE",
+    "MAX_UNPAGED_CELLS",
     "PageNotFound",
     "QueryError",
     "QueryPlan",
@@ -54,6 +56,13 @@ DEFAULT_PAGE_SIZE = 50
 # The PCA, UMAP and doublet viewers fetch 10,000 rows in one page, so the cap cannot be lower.
 # Larger requests are clamped to it rather than rejected: the client never sends more.
 MAX_PAGE_SIZE = 10_000
+# Cells (rows x value columns) one response may carry: a wide table's page_size is lowered to fit
+# (10,000 rows of up to 100 columns; 2,000 rows of a 500-sample matrix, ~65 ms), and a request
+# without `page` that would return more is refused. Each cell costs ~100 bytes of Python objects
+# and JSON, so this bounds a request's memory whatever the table (a whole 60,000 x 500 matrix
+# would be ~3 GB); the viewers that read unpaged lists ask for at most 500 filtered rows.
+MAX_PAGE_CELLS = 1_000_000
+MAX_UNPAGED_CELLS = 2_000_000
 
 PAGE = "page"
 PAGE_SIZE = "page_size"
@@ -1258,10 +1267,18 @@ def _query_stored(
     table: StoredTable, params: list[tuple[str, str]], *, kind: str, base_url: str
 ) -> list[dict[str, Any]] | dict[str, Any]:
     plan = parse_query(params, is_column=table.is_column, rowmeans_allowed=kind == MATRIX_KIND)
+    value_columns = _projection(plan, table.columns)
+    width = max(1, len(value_columns))
+    plan.page_size = max(1, min(plan.page_size, MAX_PAGE_CELLS // width))
     selection = _select(table, plan, needed=_page_end(plan))
+    if plan.page is None and selection.count * width > MAX_UNPAGED_CELLS:
+        raise QueryError(
+            f"This request would return {selection.count:,} rows of {width:,} columns, more than the "
+            f"{MAX_UNPAGED_CELLS:,} values a request may carry without paging. Add page=1 (and "
+            "page_size) to read it page by page, or narrow the rows with a filter."
+        )
 
     # 4. paginate, then read only the rows on the page
-    value_columns = _projection(plan, table.columns)
     computed_means = selection.means is not None or selection.all_means is not None
     compute_page_means = plan.uses_rowmeans and not computed_means
 

@@ -388,6 +388,29 @@ def test_default_page_size_and_cap(tmp_path: Path) -> None:
     assert len(run(path, [("page", "1"), ("page_size", "zero")], kind="matrix")["results"]) == 50
 
 
+def test_wide_tables_get_smaller_pages_and_unpaged_requests_are_bounded(tmp_path: Path, monkeypatch) -> None:
+    """A response carries at most MAX_PAGE_CELLS cells per page and MAX_UNPAGED_CELLS without `page`
+    (limits lowered here so a small table shows it)."""
+    from mev.resource_types import query
+
+    monkeypatch.setattr(query, "MAX_PAGE_CELLS", 40)
+    monkeypatch.setattr(query, "MAX_UNPAGED_CELLS", 100)
+    n = 30
+    path = tmp_path / "wide.parquet"
+    write_table(pa.table({"g": [f"g{i}" for i in range(n)], **{f"s{j}": np.arange(n) + j for j in range(4)}}), path)
+
+    page = run(path, [("page", "1"), ("page_size", "50")], kind="matrix")
+    assert rownames(page) == [f"g{i}" for i in range(10)]  # 40 cells / 4 columns
+    assert page["count"] == n and "page_size=50" in page["next"]  # the link keeps what was asked
+    assert rownames(run(path, [("page", "3"), ("page_size", "50")], kind="matrix")) == [
+        f"g{i}" for i in range(20, 30)
+    ]
+    assert len(run(path, [("s0", "[lt]:25")], kind="matrix")) == 25  # 100 cells: allowed unpaged
+    with pytest.raises(QueryError) as refused:
+        run(path, [], kind="matrix")
+    assert "30 rows of 4 columns" in refused.value.message and "page=1" in refused.value.message
+
+
 def test_page_spanning_row_groups_after_sort(tmp_path: Path) -> None:
     n = ROW_GROUP_SIZE * 3
     path = tmp_path / "t.parquet"
