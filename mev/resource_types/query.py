@@ -57,11 +57,12 @@ DEFAULT_PAGE_SIZE = 50
 # Larger requests are clamped to it rather than rejected: the client never sends more.
 MAX_PAGE_SIZE = 10_000
 # Cells (rows x value columns) one response may carry: a wide table's page_size is lowered to fit
-# (10,000 rows of up to 100 columns; 2,000 rows of a 500-sample matrix, ~65 ms), and a request
-# without `page` that would return more is refused. Each cell costs ~100 bytes of Python objects
-# and JSON, so this bounds a request's memory whatever the table (a whole 60,000 x 500 matrix
-# would be ~3 GB); the viewers that read unpaged lists ask for at most 500 filtered rows.
-MAX_PAGE_CELLS = 1_000_000
+# (10,000 rows of up to 50 columns, which covers the viewers that ask for 10,000 rows: PCA/UMAP
+# outputs; 1,000 rows of a 500-sample matrix, ~27 ms, where 2,000 took ~53 ms), and a request
+# without `page` that would return more than MAX_UNPAGED_CELLS is refused. Each cell costs ~100
+# bytes of Python objects and JSON, so this bounds a request's memory whatever the table (a whole
+# 60,000 x 500 matrix would be ~3 GB); the viewers that read unpaged lists ask for <= 500 rows.
+MAX_PAGE_CELLS = 500_000
 MAX_UNPAGED_CELLS = 2_000_000
 
 PAGE = "page"
