@@ -6,7 +6,6 @@ pvalue, padj (index = genes, input order).
 """
 from __future__ import annotations
 
-import sys
 import warnings
 
 import numpy as np
@@ -28,28 +27,13 @@ def run_deseq2(counts: pd.DataFrame, base_ids: list[str], exp_ids: list[str], n_
     # all genes at once with numpy (see _common/deseq2_inference.py); ~20x faster than
     # pydeseq2's per-gene DefaultInference, which callers may still pass for comparisons
     inference = inference or VectorizedInference(n_cpus=n_cpus)
-    info = {"dispersion_fallback": False}
+    info = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         dds = VectorizedDeseqDataSet(counts=X, metadata=meta, design="~condition",
                                      refit_cooks=True, inference=inference, quiet=True,
                                      n_cpus=n_cpus)
-        dds.fit_size_factors()
-        dds.fit_genewise_dispersions()
-        try:
-            dds.fit_dispersion_trend()
-            dds.fit_dispersion_prior()
-            dds.fit_MAP_dispersions()
-            if not np.isfinite(dds.var.loc[dds.var["non_zero"], "dispersions"]).all():
-                raise FloatingPointError("non-finite MAP dispersions")
-        except Exception as exc:  # trend fit failed (tiny/degenerate tables)
-            print(f"Dispersion trend fit failed ({exc}); using gene-wise dispersion estimates.",
-                  file=sys.stderr)
-            info["dispersion_fallback"] = True
-            dds.var["dispersions"] = dds.var["genewise_dispersions"].copy()
-            dds.var["_outlier_genes"] = False
-            if "fitted_dispersions" not in dds.var:
-                dds.var["fitted_dispersions"] = dds.var["genewise_dispersions"].copy()
+        info["dispersion_fallback"] = dds.fit_dispersions()
         dds.fit_LFC()
         dds.calculate_cooks()
         if dds.refit_cooks:

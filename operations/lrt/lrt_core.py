@@ -2,7 +2,6 @@
 dispersions, with DESeq2's results() independent filtering (cooksCutoff off, as upstream)."""
 from __future__ import annotations
 
-import sys
 import warnings
 
 import numpy as np
@@ -101,25 +100,13 @@ def run_lrt(counts: pd.DataFrame, groups: np.ndarray, levels: list[str], n_cpus:
     # all genes at once with numpy (see _common/deseq2_inference.py); ~20x faster than
     # pydeseq2's per-gene DefaultInference, which callers may still pass for comparisons
     inference = inference or VectorizedInference(n_cpus=n_cpus)
-    info = {"dispersion_fallback": False}
+    info = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         dds = VectorizedDeseqDataSet(counts=counts.T, metadata=meta, design="~group",
                                      refit_cooks=True, inference=inference, quiet=True,
                                      n_cpus=n_cpus)
-        dds.fit_size_factors()
-        dds.fit_genewise_dispersions()
-        try:
-            dds.fit_dispersion_trend()
-            dds.fit_dispersion_prior()
-            dds.fit_MAP_dispersions()
-            if not np.isfinite(dds.var.loc[dds.var["non_zero"], "dispersions"]).all():
-                raise FloatingPointError("non-finite MAP dispersions")
-        except Exception as exc:
-            print(f"Dispersion trend fit failed ({exc}); using gene-wise dispersions.",
-                  file=sys.stderr)
-            info["dispersion_fallback"] = True
-            dds.var["dispersions"] = dds.var["genewise_dispersions"].copy()
+        info["dispersion_fallback"] = dds.fit_dispersions()
         dds.fit_LFC()
     sf = np.asarray(dds.obs["size_factors"], float)
     disp = np.asarray(dds.var["dispersions"], float)
