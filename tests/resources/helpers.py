@@ -6,6 +6,9 @@ import io
 import uuid
 from typing import Any
 
+import boto3
+import pytest
+
 from mev.resources import storage
 from mev.resources.models import Resource
 from mev.workspaces.models import Workspace, WorkspaceResource
@@ -39,3 +42,23 @@ RESOURCE_FIELDS = {
     "is_public", "status", "workspaces", "created", "size", "datafile", "suggested_resource_type",
     "suggested_file_format",
 }
+
+
+def use_moto_s3(settings: Any, monkeypatch: pytest.MonkeyPatch, endpoint: str, *, bucket: str, prefix: str) -> Any:
+    """Switch the storage to S3 on moto (`bucket`, keys under `prefix/`); returns a boto3 client."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    settings.MEV_STORAGE = "s3"
+    settings.MEV_S3_BUCKET = bucket
+    settings.MEV_S3_ENDPOINT_URL = endpoint
+    settings.MEV_S3_REGION = "us-east-1"
+    settings.MEV_S3_PREFIX = prefix
+    settings.AWS_ACCESS_KEY_ID = "testing"
+    settings.AWS_SECRET_ACCESS_KEY = "testing"  # noqa: S105
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106
+    try:
+        client.create_bucket(Bucket=bucket)
+    except client.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    return client

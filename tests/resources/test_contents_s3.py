@@ -2,50 +2,21 @@
 
 from __future__ import annotations
 
-import socket
-
-import boto3
 import pytest
 
 from mev.resources import storage
 from mev.resources.validation import resource_validate_now
+from tests.resources.helpers import use_moto_s3
 from tests.resources.validated_factory import make_resource
 
 pytestmark = pytest.mark.django_db
 BUCKET = "mev-contents-test"
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 @pytest.fixture
 def s3(settings, moto_endpoint, monkeypatch, tmp_path):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    settings.MEV_STORAGE = "s3"
-    settings.MEV_S3_BUCKET = BUCKET
-    settings.MEV_S3_ENDPOINT_URL = moto_endpoint
-    settings.MEV_S3_REGION = "us-east-1"
-    settings.MEV_S3_PREFIX = "files"
-    settings.AWS_ACCESS_KEY_ID = "testing"
-    settings.AWS_SECRET_ACCESS_KEY = "testing"  # noqa: S105
     settings.DATA_DIR = tmp_path / "data"
-    client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106
-    try:
-        client.create_bucket(Bucket=BUCKET)
-    except client.exceptions.BucketAlreadyOwnedByYou:
-        pass
+    client = use_moto_s3(settings, monkeypatch, moto_endpoint, bucket=BUCKET, prefix="files")
     assert storage.backend_name() == "s3"
     return client
 
