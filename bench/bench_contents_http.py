@@ -6,7 +6,9 @@ matrix), stores them through `storage.save_path` and validates them for real (`r
 FT and RNASEQ_COUNT_MTX). gunicorn (deploy/gunicorn.conf.py, one sync worker, bench/bench_settings.py)
 then serves both sides of each comparison:
 
-- real: GET /api/resources/<id>/contents/ (Parquet copy, query engine);
+- real: GET /api/resources/<id>/contents/ (Parquet copy, query engine), answered for the owner by the
+  contents fast path (mev/resources/contents_fastpath.py); the feature-table queries are run once more
+  with it switched off (`MEV_CONTENTS_FAST_PATH=false`), through Django's middleware and DRF;
 - baseline: GET /bench/contents/<id>/ (bench/bench_urls.py), the same view class with the same
   authentication, resource lookup, checks and renderer, whose body is the straightforward approach:
   pandas `read_csv` of the resource's standardized TSV per request, filter, sort, every remaining row
@@ -52,7 +54,7 @@ DB = os.environ.get("MEV_BENCH_CONTENTS_DATABASE_URL", "postgres://postgres@127.
 PAGE_SIZE = 50
 SEED = 20260101
 TAG = "_bench"  # a cache-buster-like parameter both routes ignore; it names the request in the access log
-REAL, BASELINE = "real", "baseline"
+REAL, BASELINE, DJANGO = "real", "baseline", "django"
 COLD = "cold"
 
 
@@ -181,7 +183,7 @@ class Case:
     label: str
     resource_id: str
     params: list[tuple[str, str]]
-    client: dict[str, list[float]] = field(default_factory=lambda: {REAL: [], BASELINE: []})
+    client: dict[str, list[float]] = field(default_factory=lambda: {REAL: [], BASELINE: [], DJANGO: []})
     cold: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)  # route -> worker CPU ms per request
     memory: dict[str, tuple[int, int]] = field(default_factory=dict)  # route -> (growth kB, RSS before kB)
@@ -194,7 +196,7 @@ class Case:
         return f"{route}:{self.name.replace(' ', '_')}"
 
     def target(self, route: str, suffix: str) -> str:
-        path = (f"/api/resources/{self.resource_id}/contents/" if route == REAL
+        path = (f"/api/resources/{self.resource_id}/contents/" if route in (REAL, DJANGO)
                 else f"/bench/contents/{self.resource_id}/")
         return path + "?" + urlencode([*self.params, (TAG, f"{self.tag(route)}~{suffix}")])
 
@@ -202,7 +204,8 @@ class Case:
 def fmt(times: list[float]) -> tuple[str, str]:
     if not times:
         return "–", "–"
-    return f"{statistics.median(times):.1f}", f"{min(times):.1f}–{max(times):.1f}"
+    digits = 2 if statistics.median(times) < 10 else 1
+    return f"{statistics.median(times):.{digits}f}", f"{min(times):.{digits}f}–{max(times):.{digits}f}"
 
 
 def ratio(baseline: list[float], real: list[float]) -> float:
@@ -284,7 +287,10 @@ def main() -> None:
 
         ft_id, ft_validate = validated(ft_tsv, "FT")
         mtx_id, mtx_validate = validated(mtx_tsv, "RNASEQ_COUNT_MTX")
-        untyped_id = str(stored(ft_tsv).pk)  # contents not available: the route without the engine
+        untyped_id = str(stored(ft_tsv).pk)  # contents not available: Django's route without the engine
+        one_row_tsv = work / "one_row.tsv"
+        one_row_tsv.write_text(ft_tsv.read_text().split("\n", 2)[0] + "\n" + ft_tsv.read_text().split("\n", 2)[1] + "\n")
+        one_row_id, _ = validated(one_row_tsv, "FT")  # the fast path's route with a trivial engine call
         token = token_pair_for(user)["access"]
         connections.close_all()
 
@@ -334,19 +340,37 @@ def main() -> None:
             got, expected = [r["rowname"] for r in ours["results"]], [r["rowname"] for r in theirs["results"]]
             assert got == expected, f"{case.name}: pages differ {got[:3]} vs {expected[:3]}"
 
-        # The route's fixed cost: the same request for a resource without contents (no engine, no file).
-        fixed = Case("fixed", "cost", untyped_id, [])
+        # The same feature-table queries through Django and DRF: the fast path switched off.
+        ft_cases = [case for case in cases if case.table == "FT"]
+        server.env["MEV_CONTENTS_FAST_PATH"] = "false"
+        server.restart()
+        for case in ft_cases:
+            get(case, REAL, "django-warm-up~0")
+            for i in range(args.repeat):
+                elapsed, _ = get(case, DJANGO, str(i))
+                case.client[DJANGO].append(elapsed)
+        server.env["MEV_CONTENTS_FAST_PATH"] = "true"
+
+        # Fixed costs: a one-row feature table (the fast path, with a trivial engine call), a resource
+        # without contents (Django's route, no engine, no file), and GET /api/ without a token.
+        fast_fixed = Case("fixed", "fast path", one_row_id, [])
+        fixed = Case("fixed", "django", untyped_id, [])
         server.restart()
         for i in range(5):
             fetch(server.port, f"/api/resources/{untyped_id}/contents/?{TAG}=warm-up~{i}", token)
-        fixed_cpu = root_cpu = 0.0
+            fetch(server.port, f"/api/resources/{one_row_id}/contents/?{TAG}=warm-up~{i}", token)
+        fast_cpu = fixed_cpu = root_cpu = 0.0
         for i in range(args.repeat):
             before = cpu_ms(server.worker)
+            status, _, body = fetch(server.port, fast_fixed.target(REAL, str(i)), token)
+            assert status == 200 and len(json.loads(body)) == 1
+            after_fast = cpu_ms(server.worker)
             status, _, body = fetch(server.port, fixed.target(REAL, str(i)), token)
             assert status == 200 and json.loads(body) == {"info": "Contents not available for this resource."}
             between = cpu_ms(server.worker)
             fetch(server.port, f"/api/?{TAG}=root~{i}")
-            fixed_cpu, root_cpu = fixed_cpu + between - before, root_cpu + cpu_ms(server.worker) - between
+            fast_cpu += after_fast - before
+            fixed_cpu, root_cpu = fixed_cpu + between - after_fast, root_cpu + cpu_ms(server.worker) - between
         server_side = server.server_times()
 
         def srv(case: Case, route: str, suffix: str = "") -> list[float]:
@@ -385,13 +409,32 @@ def main() -> None:
                   f"{fmt(srv(case, REAL, '~' + COLD))[0]} | {bmed} ({bspan}) | {fmt(base_srv)[0]} | {client_ratio:,.0f}× "
                   f"| {server_ratio:,.0f}× |")
         print()
-        fixed_srv, root_srv = srv(fixed, REAL), server_side.get("root", [])
         print(
-            f"Fixed cost of the real route (the same request for a resource without contents: authentication, "
-            f"resource lookup, checks, rendering; no engine): server median {fmt(fixed_srv)[0]} ms (min "
-            f"{min(fixed_srv):.1f}), worker CPU {fixed_cpu / args.repeat:.2f} ms per request. GET /api/ without a "
-            f"token (Django, middleware and DRF alone): server median {fmt(root_srv)[0]} ms (min {min(root_srv):.1f}), "
-            f"worker CPU {root_cpu / args.repeat:.2f} ms. Worker CPU is the worker's scheduler time per request "
+            "The owner's table pages are answered by the contents fast path (mev/resources/contents_fastpath.py, "
+            "a WSGI wrapper in front of Django's routing and DRF). The same feature-table queries with it "
+            "switched off (`MEV_CONTENTS_FAST_PATH=false`: Django, its middleware, DRF), same worker settings:"
+        )
+        print()
+        print("| query | Django path: client ms, median (min–max) | Django path: server ms | fast path: server ms "
+              "| ratio to baseline, client | ratio to baseline, server |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for case in ft_cases:
+            dj_srv, base_srv = srv(case, DJANGO), srv(case, BASELINE)
+            med, span = fmt(case.client[DJANGO])
+            print(f"| {case.name} | {med} ({span}) | {fmt(dj_srv)[0]} | {fmt(srv(case, REAL))[0]} "
+                  f"| {ratio(case.client[BASELINE], case.client[DJANGO]):,.0f}× "
+                  f"| {ratio(base_srv, dj_srv):,.0f}× |")
+        print()
+        fast_srv, fixed_srv, root_srv = srv(fast_fixed, REAL), srv(fixed, REAL), server_side.get("root", [])
+        print(
+            f"Fixed costs. The fast path on a one-row feature table (authentication, one query for the user and "
+            f"the resource, a trivial engine call, rendering, the middlewares' headers): server median "
+            f"{fmt(fast_srv)[0]} ms (min {min(fast_srv):.2f}), worker CPU {fast_cpu / args.repeat:.2f} ms per "
+            f"request. Django's route for a resource without contents (authentication, resource lookup, checks, "
+            f"rendering; no engine): server median {fmt(fixed_srv)[0]} ms (min {min(fixed_srv):.2f}), worker CPU "
+            f"{fixed_cpu / args.repeat:.2f} ms. GET /api/ without a token (Django, middleware and DRF alone): "
+            f"server median {fmt(root_srv)[0]} ms (min {min(root_srv):.2f}), worker CPU "
+            f"{root_cpu / args.repeat:.2f} ms. Worker CPU is the worker's scheduler time per request "
             f"(/proc/<pid>/task/*/schedstat): it holds gunicorn's own work outside `%(D)s` (accepting, parsing, "
             f"logging, closing), and neither PostgreSQL's time nor waiting for a core."
         )

@@ -102,6 +102,9 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'mev.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("MEV_DB_CONN_MAX_AGE", default=60)
+# The contents fast path prepares its one statement on each database connection; false behind a
+# pooler that cannot keep prepared statements (PgBouncer before 1.21 in transaction mode).
+MEV_DB_PREPARED_STATEMENTS = env.bool("MEV_DB_PREPARED_STATEMENTS", default=True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (gunicorn, worker, beat) share the file: wait for locks instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
@@ -230,6 +233,9 @@ MEV_VALIDATION_STUCK_SECONDS = env.int("MEV_VALIDATION_STUCK_SECONDS", default=3
 # Memory (MB) each web worker process may keep for contents requests (footers, small tables, sort
 # orders, row means; least recently used dropped first). 0 turns the cache off.
 MEV_CONTENTS_CACHE_MB = env.int("MEV_CONTENTS_CACHE_MB", default=256)
+# Owners' table pages answered by a WSGI wrapper in front of Django's routing and DRF
+# (mev/resources/contents_fastpath.py); false sends every request through Django.
+MEV_CONTENTS_FAST_PATH = env.bool("MEV_CONTENTS_FAST_PATH", default=True)
 
 # --- Uploads -------------------------------------------------------------------------------------
 MEV_MAX_UPLOAD_BYTES = env.int("MEV_MAX_UPLOAD_BYTES", default=2 * 1024**3)

@@ -23,11 +23,34 @@ _verified_tokens: dict[tuple[str, bytes], Any] = {}
 
 
 @cache
-def _user_by_id() -> PkLookup[Any]:
+def user_by_id() -> PkLookup[Any]:
     """Every authenticated request reads its user by primary key (SIMPLE_JWT's USER_ID_FIELD is "id"),
     with the statement compiled once instead of per request. Built on first use: the user model is
     not known while the apps load, when this module is first imported."""
     return PkLookup(get_user_model())
+
+
+def verified_token(raw_token: bytes) -> Any | None:
+    """The token with these exact bytes if this worker has verified it before (its expiry unchecked)."""
+    return _verified_tokens.get((api_settings.SIGNING_KEY, raw_token))
+
+
+def token_user_refusal(validated_token: Any, user: Any) -> Exception | None:
+    """Why ``user`` may not use ``validated_token`` (the exception to raise), or None when it may.
+
+    simplejwt's checks after the user is found, in its order and with its messages, plus the
+    token version. Shared with the contents fast path (`mev.resources.contents_fastpath`), which
+    must refuse exactly what this authentication refuses.
+    """
+    if api_settings.CHECK_USER_IS_ACTIVE and not user.is_active:
+        return AuthenticationFailed(_("User is inactive"), code="user_inactive")
+    if api_settings.CHECK_REVOKE_TOKEN and validated_token.get(
+        api_settings.REVOKE_TOKEN_CLAIM
+    ) != get_md5_hash_password(user.password):
+        return AuthenticationFailed(_("The user's password has been changed."), code="password_changed")
+    if validated_token.get(TOKEN_VERSION_CLAIM, 0) != user.token_version:
+        return InvalidToken({"detail": "Token has been revoked.", "code": "token_not_valid"})
+    return None
 
 
 class BearerJWTAuthentication(JWTAuthentication):
@@ -52,7 +75,7 @@ class BearerJWTAuthentication(JWTAuthentication):
         version on every request.
         """
         key = (api_settings.SIGNING_KEY, raw_token)
-        token = _verified_tokens.get(key)
+        token = verified_token(raw_token)
         if token is not None:
             try:
                 token.check_exp(current_time=aware_utcnow())
@@ -71,17 +94,12 @@ class BearerJWTAuthentication(JWTAuthentication):
             user_id = validated_token[api_settings.USER_ID_CLAIM]
         except KeyError as error:
             raise InvalidToken(_("Token contained no recognizable user identification")) from error
-        user = _user_by_id().get(user_id)
+        user = user_by_id().get(user_id)
         if user is None:
             raise AuthenticationFailed(_("User not found"), code="user_not_found")
-        if api_settings.CHECK_USER_IS_ACTIVE and not user.is_active:
-            raise AuthenticationFailed(_("User is inactive"), code="user_inactive")
-        if api_settings.CHECK_REVOKE_TOKEN and validated_token.get(
-            api_settings.REVOKE_TOKEN_CLAIM
-        ) != get_md5_hash_password(user.password):
-            raise AuthenticationFailed(_("The user's password has been changed."), code="password_changed")
-        if validated_token.get(TOKEN_VERSION_CLAIM, 0) != user.token_version:
-            raise InvalidToken({"detail": "Token has been revoked.", "code": "token_not_valid"})
+        refusal = token_user_refusal(validated_token, user)
+        if refusal is not None:
+            raise refusal
         return user
 
     def authenticate_header(self, request: Any) -> str:

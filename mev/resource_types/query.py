@@ -1148,6 +1148,20 @@ def _ordered_head(order: np.ndarray, keep: np.ndarray, wanted: int) -> np.ndarra
     return np.concatenate(found) if found else order[:0]
 
 
+def _mask_head(mask: np.ndarray, wanted: int) -> np.ndarray:
+    """The row numbers of the first ``wanted`` (or more) true entries of ``mask``, in order, walking it in
+    chunks: a first page of a filter needs 50 row numbers, not all 60,000 (``flatnonzero`` of the whole)."""
+    found: list[np.ndarray] = []
+    total, start, chunk = 0, 0, 4096
+    while start < len(mask) and total < wanted:
+        hits = np.flatnonzero(mask[start : start + chunk]) + start
+        found.append(hits)
+        total += len(hits)
+        start += chunk
+        chunk *= 2  # few matches: look further at each step
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+
+
 def _select(table: StoredTable, plan: QueryPlan, *, needed: Callable[[int], int] | None) -> _Selection:
     """Evaluation order (api-contract §2.3): column and row-name filters, row mean, sort."""
     n_rows = table.info.n_rows
@@ -1186,6 +1200,10 @@ def _select(table: StoredTable, plan: QueryPlan, *, needed: Callable[[int], int]
         if needed is not None:
             return _Selection(_ordered_head(order, mask, needed(count)), count, all_means=all_means)
         return _Selection(order[mask[order]], count, all_means=all_means)
+    if mask is not None and not plan.sort_keys and needed is not None:
+        # Filtered, unsorted, one page: count the matches, but list only the rows up to the page's end.
+        count = int(np.count_nonzero(mask))
+        return _Selection(_mask_head(mask, needed(count)), count, all_means=all_means)
     candidates = np.arange(n_rows, dtype=np.int64) if mask is None else np.flatnonzero(mask)
     if plan.sort_keys:
         keys = []

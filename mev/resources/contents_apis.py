@@ -143,9 +143,9 @@ def local_file(key: str) -> Path:
     return cached
 
 
-def _rows_file(resource: Resource) -> Path | None:
+def _rows_file(key: str) -> Path | None:
     """The local row file of a numeric matrix (scattered pages are read from it), if it has one."""
-    return local_file(resource.table_rows_file) if resource.table_rows_file else None
+    return local_file(key) if key else None
 
 
 # Python's parser accepts NaN, Infinity and 1e999, which JSON cannot carry back to the client;
@@ -219,8 +219,26 @@ class ResourceContentsApi(_ContentsApi):
         kind = table_kind(handler)
         if kind is None:
             return query_json(_json_document(resource.datafile), params, base_url=base_url)
-        return query_table(local_file(resource.table_file), params, kind=kind, base_url=base_url,
-                           rows_path=_rows_file(resource))
+        return _table_page(kind, resource.table_file, resource.table_rows_file, params, base_url)
+
+
+def _table_page(kind: str, table_file: str, rows_file: str, params: list[tuple[str, str]], base_url: str) -> Any:
+    return query_table(local_file(table_file), params, kind=kind, base_url=base_url, rows_path=_rows_file(rows_file))
+
+
+class ContentsNotHandled(Exception):
+    """`table_contents` was given a resource whose contents are not a stored table."""
+
+
+def table_contents(resource: dict[str, Any], params: list[tuple[str, str]], *, base_url: str) -> Any:
+    """The body of a 200 answer of `ResourceContentsApi` for a readable, active table resource given
+    as its CONTENTS_FIELDS values (`mev.resources.contents_fastpath`); JSON documents and resources
+    without contents raise `ContentsNotHandled`, engine errors raise as in the view."""
+    handler = get_resource_type(resource["resource_type"])
+    kind = table_kind(handler) if handler is not None and handler.contents_available else None
+    if kind is None or not resource["table_file"]:
+        raise ContentsNotHandled(resource["resource_type"])
+    return _table_page(kind, resource["table_file"], resource["table_rows_file"], params, base_url)
 
 
 class ResourceContentsPreviewApi(_ContentsApi):
@@ -233,7 +251,7 @@ class ResourceContentsPreviewApi(_ContentsApi):
     def produce(self, request: Request, resource: Resource, handler: ResourceType) -> Any:
         if table_kind(handler) is None:
             return _json_document(resource.datafile)
-        return preview_table(local_file(resource.table_file), n=PREVIEW_ROWS, rows_path=_rows_file(resource))
+        return preview_table(local_file(resource.table_file), n=PREVIEW_ROWS, rows_path=_rows_file(resource.table_rows_file))
 
 
 class ResourceContentsTransformApi(_ContentsApi):
