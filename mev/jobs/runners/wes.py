@@ -7,6 +7,19 @@ and version, `workflow_engine_parameters` (`MEV_WES_WORKFLOW_ENGINE_PARAMETERS`)
 our execution id. Cromwell's WES takes only the first attachment and refuses `workflow_url` next to
 an attachment: `MEV_WES_FLAVOR = "cromwell"` sends `main.wdl` alone, without `workflow_url`.
 
+`MEV_WES_WORKFLOW_ENGINE_PARAMETERS` is either one object of options for every run, or an object
+keyed by workflow type (`{"CWL": {"--no-container": null}, "WDL": {}}`): Toil's runners refuse each
+other's options (toil-wdl-runner exits on `--no-container`), so one server taking both languages
+needs options per language.
+
+WDL on Toil: Toil's WES lists only the files of its output directory as a run's `outputs` (named by
+file, no scalar values), while toil-wdl-runner prints the real outputs document (`{"Wf.out": value}`,
+or miniwdl's `{"dir", "outputs"}` dialect) on its stdout, which the run log serves; that document is
+what is collected. A WDL failure is reported by Toil between lines of three 🚨, the user's message.
+Toil 9.6's WES server itself cannot start a WDL run as released (it passes the CWL option `--outdir`,
+which toil-wdl-runner refuses); tests/integration/test_toil_wes_wdl.py shows the failure and the
+wrapper a Toil server for WDL needs.
+
 States map to RunPhase (api-contract §6.2); a 404 within `MEV_ENGINE_SUBMIT_GRACE_SECONDS` of the
 submission is the engine not having recorded the run yet, after it the run is lost.
 """
@@ -53,6 +66,10 @@ _PHASES = {
     "CANCELED": RunPhase.CANCELED,
 }
 
+WORKFLOW_TYPES = ("CWL", "WDL")
+WDL_ERROR_FENCE = "\U0001f6a8" * 3  # how Toil's WDL runner frames the error meant for the user
+OUTPUTS_DOCUMENT_MAX_BYTES = 8 << 20
+
 _FAILURE_TEXT = {
     "EXECUTOR_ERROR": "The workflow failed.",
     "SYSTEM_ERROR": "The workflow engine had a system error while running the workflow.",
@@ -72,9 +89,25 @@ def _version_line(text: str, pattern: str, default: str) -> str:
     return match.group(1) if match else default
 
 
+def engine_parameters(workflow_type: str) -> dict[str, Any]:
+    """The `workflow_engine_parameters` for a run of `workflow_type` (see the module doc)."""
+    configured = json_setting("MEV_WES_WORKFLOW_ENGINE_PARAMETERS", {})
+    if configured is None:
+        return {}
+    if not isinstance(configured, dict):
+        raise RunnerError("The setting MEV_WES_WORKFLOW_ENGINE_PARAMETERS must be a JSON object.")
+    per_type = {str(key).upper(): value for key, value in configured.items()}
+    if configured and set(per_type) <= set(WORKFLOW_TYPES):
+        chosen = per_type.get(workflow_type) or {}
+        if not isinstance(chosen, dict):
+            raise RunnerError(f"MEV_WES_WORKFLOW_ENGINE_PARAMETERS[{workflow_type!r}] must be a JSON object.")
+        return chosen
+    return configured
+
+
 def error_lines_from_log(stderr: str, limit: int = 5) -> list[str]:
     """User-facing lines from an engine's stderr: the failed command's own stderr when Toil quotes
-    it, otherwise the last few non-empty lines."""
+    it, else the WDL errors Toil frames between 🚨 lines, otherwise the last few non-empty lines."""
     lines = [line.rstrip() for line in (stderr or "").splitlines()]
     picked: list[str] = []
     for index, line in enumerate(lines):
@@ -85,12 +118,45 @@ def error_lines_from_log(stderr: str, limit: int = 5) -> list[str]:
                     break
                 picked.append(text)
     if not picked:
+        picked = _fenced_lines(lines)
+    if not picked:
         picked = [line.strip() for line in lines if line.strip()][-limit:]
     unique: list[str] = []
     for line in picked:
         if line not in unique:
             unique.append(line[:500])
     return unique[:limit]
+
+
+def _fenced_lines(lines: list[str]) -> list[str]:
+    """The non-empty lines between each pair of WDL error fences (worker logs quoted by the leader
+    are indented, hence the strip)."""
+    picked: list[str] = []
+    inside = False
+    for line in lines:
+        text = line.strip()
+        if text == WDL_ERROR_FENCE:
+            inside = not inside
+        elif inside and text:
+            picked.append(text)
+    return picked
+
+
+def outputs_document(stdout: str) -> dict[str, Any] | None:
+    """The outputs object toil-wdl-runner printed (its whole stdout, or failing that its last line
+    that is a JSON object), unwrapped from miniwdl's `{"dir", "outputs"}` dialect; None if absent."""
+    text = (stdout or "").strip()
+    candidates = [text] + [line.strip() for line in reversed(text.splitlines()) if line.strip().startswith("{")]
+    for candidate in candidates:
+        try:
+            document = json.loads(candidate)
+        except ValueError:
+            continue
+        if isinstance(document, dict):
+            if set(document) == {"dir", "outputs"} and isinstance(document["outputs"], dict):
+                return document["outputs"]
+            return document
+    return None
 
 
 class WesRunner(EngineRunner):
@@ -133,8 +199,7 @@ class WesRunner(EngineRunner):
             "workflow_params": json.dumps(params),
             "workflow_type": workflow_type,
             "workflow_type_version": version,
-            "workflow_engine_parameters": json.dumps(
-                json_setting("MEV_WES_WORKFLOW_ENGINE_PARAMETERS", {}) or {}),
+            "workflow_engine_parameters": json.dumps(engine_parameters(workflow_type)),
             "tags": json.dumps({TAG_EXECUTION_ID: request.execution_id}),
         }
         if not cromwell:
@@ -213,9 +278,7 @@ class WesRunner(EngineRunner):
     def collect(self, job_id: str, *, runner_state: dict[str, Any], workdir: Path) -> RunResult:
         document = self._run_log(job_id, runner_state)
         run_log = document.get("run_log") or {}
-        raw_outputs = document.get("outputs") or {}
-        if not isinstance(raw_outputs, dict):
-            raw_outputs = {}
+        raw_outputs = self._reported_outputs(job_id, document, runner_state)
         spec_outputs = (runner_state.get("output_specs") or {})
         outputs: dict[str, Any] = {}
         engine = self._engine(runner_state)
@@ -248,6 +311,22 @@ class WesRunner(EngineRunner):
         if document.get("state") in {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}:
             release_inputs(runner_state)
         return RunResult(outputs=outputs, stdout_tail=stdout, stderr_tail=stderr, metrics=metrics)
+
+    def _reported_outputs(self, job_id: str, document: dict[str, Any], runner_state: dict[str, Any]) -> dict[str, Any]:
+        """The run's outputs keyed by the workflow's output names (see the module doc for WDL on Toil)."""
+        listed = document.get("outputs") or {}
+        if not isinstance(listed, dict):
+            listed = {}
+        toil_wdl = runner_state.get("workflow_type") == "WDL" and self._flavor() != "cromwell"
+        if not toil_wdl or document.get("state") != "COMPLETE":
+            return listed
+        stdout = self._log_text(job_id, (document.get("run_log") or {}).get("stdout"), runner_state,
+                                OUTPUTS_DOCUMENT_MAX_BYTES)
+        printed = outputs_document(stdout)
+        if printed is None:
+            raise RunnerError("The WDL run completed but the engine's outputs document could not be read "
+                              "from the run's standard output.")
+        return printed
 
     # -- cancel -----------------------------------------------------------------------------------
 
