@@ -7,6 +7,7 @@ in-memory test database cannot be shared with another process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -186,3 +187,56 @@ def celery_worker(stack: Stack) -> subprocess.Popen:
     wait_until(lambda: "ready." in stack.log("celery"), timeout=60, what="celery worker",
                log=stack.logs / "celery.log")
     return worker
+
+
+# --------------------------------------------------------------------------- a real Toil WES server
+
+
+@pytest.fixture(scope="session")
+def toil_venv() -> Path:
+    venv = Path(os.environ.get("MEV_TOIL_VENV", "/opt/mev-toil-venv"))
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "toil_venv.sh")], capture_output=True, text=True,
+                            timeout=1800, env={**os.environ, "MEV_TOIL_VENV": str(venv)})
+    if result.returncode != 0:
+        pytest.fail(f"scripts/toil_venv.sh failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+    return venv
+
+
+@contextlib.contextmanager
+def running_toil_server(toil_venv: Path, root: Path, *, path_first: tuple[Path, ...] = ()
+                        ) -> Iterator[dict[str, Path | str]]:
+    """`toil server` on a loopback port, its work under ``root``; ``path_first`` goes before Toil's
+    venv on its PATH (the WDL runner wrapper of deploy/toil/)."""
+    work_dir = root / "workflows"
+    work_dir.mkdir()
+    port = free_port()
+    log_path = root / "server.log"
+    path = [str(entry) for entry in path_first] + [str(toil_venv / "bin"), os.environ.get("PATH", "")]
+    env = {**os.environ, "PATH": os.pathsep.join(path), "TMPDIR": str(root)}
+    env.pop("VIRTUAL_ENV", None)
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [str(toil_venv / "bin" / "toil"), "server", "--host", "127.0.0.1", "--port", str(port),
+             "--bypass_celery", "-w", "1", "--work_dir", str(work_dir)],
+            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: requests.get(f"{url}/ga4gh/wes/v1/service-info", timeout=2).ok, timeout=90,
+                   what="toil server", log=log_path)
+        yield {"url": url, "work_dir": work_dir, "root": root, "log": log_path}
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def toil_server(toil_venv: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path | str]]:
+    """Toil's WES server as released."""
+    with running_toil_server(toil_venv, tmp_path_factory.mktemp("toil")) as server:
+        yield server

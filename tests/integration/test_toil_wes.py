@@ -10,13 +10,10 @@ as a validated Resource in GET /api/resources/.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,54 +21,13 @@ import requests
 
 from mev.jobs.runners.base import RunPhase, RunStatus, SubmitRequest
 from mev.jobs.runners.wes import WesRunner
-from tests.integration.conftest import ROOT, free_port, wait_until
+from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.integration
 
 BUNDLES = ROOT / "tests" / "jobs" / "bundles"
 COUNTS = "gene\tcount\nA\t5\nB\t2\nC\t9\n"
 SCALED_BY_3 = "gene\tcount\nA\t15\nB\t6\nC\t27\n"
-
-
-@pytest.fixture(scope="session")
-def toil_venv() -> Path:
-    venv = Path(os.environ.get("MEV_TOIL_VENV", "/opt/mev-toil-venv"))
-    result = subprocess.run(["bash", str(ROOT / "scripts" / "toil_venv.sh")], capture_output=True, text=True,
-                            timeout=1800, env={**os.environ, "MEV_TOIL_VENV": str(venv)})
-    if result.returncode != 0:
-        pytest.fail(f"scripts/toil_venv.sh failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
-    return venv
-
-
-@pytest.fixture(scope="session")
-def toil_server(toil_venv: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path | str]]:
-    root = tmp_path_factory.mktemp("toil")
-    work_dir = root / "workflows"
-    work_dir.mkdir()
-    port = free_port()
-    log_path = root / "server.log"
-    env = {**os.environ, "PATH": f"{toil_venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-           "TMPDIR": str(root)}
-    env.pop("VIRTUAL_ENV", None)
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [str(toil_venv / "bin" / "toil"), "server", "--host", "127.0.0.1", "--port", str(port),
-             "--bypass_celery", "-w", "1", "--work_dir", str(work_dir)],
-            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: requests.get(f"{url}/ga4gh/wes/v1/service-info", timeout=2).ok, timeout=90,
-                   what="toil server", log=log_path)
-        yield {"url": url, "work_dir": work_dir, "root": root, "log": log_path}
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
 
 
 @pytest.fixture

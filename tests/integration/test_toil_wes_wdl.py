@@ -24,9 +24,6 @@ runner talking to Toil, the output resource downloaded through the API.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -38,8 +35,8 @@ import requests
 
 from mev.jobs.runners.base import RunnerError, RunPhase, SubmitRequest
 from mev.jobs.runners.wes import WesRunner, engine_parameters, error_lines_from_log, outputs_document
-from tests.integration.conftest import VENV_BIN, Stack, free_port, wait_until
-from tests.integration.test_toil_wes import _poll_until, toil_server, toil_venv  # noqa: F401  (fixtures)
+from tests.integration.conftest import VENV_BIN, Stack, free_port, running_toil_server, wait_until
+from tests.integration.test_toil_wes import _poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -53,37 +50,11 @@ WDL_RUNNER_WRAPPER = Path(__file__).resolve().parents[2] / "deploy" / "toil" / "
 
 
 @pytest.fixture(scope="session")
-def toil_wdl_server(toil_venv: Path,  # noqa: F811
-                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """`toil server` with the WDL runner wrapper first on its PATH (see the module doc)."""
-    root = tmp_path_factory.mktemp("toil-wdl")
-    work_dir = root / "workflows"
-    work_dir.mkdir()
-    wrapper_bin = WDL_RUNNER_WRAPPER.parent  # the shipped wrapper, as a deployment uses it
-    port = free_port()
-    log_path = root / "server.log"
-    env = {**os.environ, "TMPDIR": str(root),
-           "PATH": os.pathsep.join([str(wrapper_bin), str(toil_venv / "bin"), os.environ.get("PATH", "")])}
-    env.pop("VIRTUAL_ENV", None)
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [str(toil_venv / "bin" / "toil"), "server", "--host", "127.0.0.1", "--port", str(port),
-             "--bypass_celery", "-w", "1", "--work_dir", str(work_dir)],
-            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: requests.get(f"{url}/ga4gh/wes/v1/service-info", timeout=2).ok, timeout=90,
-                   what="toil server", log=log_path)
-        yield {"url": url, "work_dir": work_dir, "log": log_path}
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
+def toil_wdl_server(toil_venv: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """`toil server` with the shipped WDL runner wrapper first on its PATH, as a deployment runs it."""
+    with running_toil_server(toil_venv, tmp_path_factory.mktemp("toil-wdl"),
+                             path_first=(WDL_RUNNER_WRAPPER.parent,)) as server:
+        yield server
 
 
 def _spec() -> dict[str, Any]:
