@@ -74,10 +74,11 @@ def _setting(name: str, default: Any) -> Any:
 
 def execution_transition(
     *, execution_id: uuid.UUID | str, to_state: str, detail: str = "", expect: frozenset[str] | None = None,
-    **fields: Any,
+    runner_state_update: dict[str, Any] | None = None, **fields: Any,
 ) -> ExecutedOperation | None:
     """Move a job to `to_state` under a row lock, with an event row. None if the move is not allowed
-    from the job's current state (someone else moved it first): callers treat that as "nothing to do"."""
+    from the job's current state (someone else moved it first): callers treat that as "nothing to do".
+    `runner_state_update` is merged into the locked row's runner_state in the same write."""
     with transaction.atomic():
         execution = ExecutedOperation.objects.select_for_update().get(pk=execution_id)
         current = execution.state
@@ -91,6 +92,8 @@ def execution_transition(
         execution.state_changed = now
         for name, value in fields.items():
             setattr(execution, name, value)
+        if runner_state_update:
+            execution.runner_state = {**(execution.runner_state or {}), **runner_state_update}
         if to_state in TERMINAL_STATES:
             execution.execution_stop_datetime = now
             if to_state != JobState.COMPLETED:
@@ -507,13 +510,61 @@ def execution_submit(*, execution_id: uuid.UUID | str) -> ExecutedOperation | No
         runner.cancel(job_id, runner_state=runner_state)
         return ExecutedOperation.objects.get(pk=execution.id)
     # A cheap first look, so a started job shows RUNNING without waiting for the sweep.
+    started = None
     try:
         if runner.poll(job_id, runner_state=runner_state).phase == RunPhase.RUNNING:
-            return execution_transition(execution_id=execution.id, to_state=JobState.RUNNING,
-                                        expect=frozenset({JobState.SUBMITTED}), detail="started") or submitted
+            started = execution_transition(execution_id=execution.id, to_state=JobState.RUNNING,
+                                           expect=frozenset({JobState.SUBMITTED}), detail="started")
     except RunnerError:
         pass
-    return submitted
+    _watch_for_end(runner, execution.id, job_id, runner_state)
+    return started or submitted
+
+
+# --------------------------------------------------------------------------------------------------
+# Acting on the end of a run at once: the runner calls back when the run ends (the local runner waits
+# for the process to exit) and `advance_execution` is sent. A one-shot nudge, not a chain: the sweep
+# stays the one supervisor, and a lost nudge only leaves the job to the next sweep. The state guards
+# (`expect=`) and the finalization claim keep a nudge racing the sweep, or another nudge, to one
+# finalization.
+
+_exit_notifications = False
+
+
+def execution_exit_notifications(*, enabled: bool) -> None:
+    """Switch the nudges on in Celery worker processes (mev.jobs.tasks does, at worker start). Elsewhere
+    (the web process running tasks eagerly, scripts) no watcher thread is started."""
+    global _exit_notifications
+    _exit_notifications = enabled
+
+
+def _watch_for_end(runner: Any, execution_id: uuid.UUID, job_id: str, runner_state: dict[str, Any]) -> None:
+    if not _exit_notifications:
+        return
+
+    def watch() -> None:
+        try:
+            runner.watch(job_id, runner_state=runner_state, on_end=lambda: _enqueue_advance(execution_id))
+        except Exception:  # noqa: BLE001  (the sweep notices the end anyway)
+            logger.warning("Could not watch the run of %s; the sweep will notice its end", execution_id,
+                           exc_info=True)
+
+    transaction.on_commit(watch)
+
+
+def _enqueue_advance(execution_id: uuid.UUID) -> None:
+    """On the runner's watcher thread, when a run has ended."""
+    from django.db import connections
+
+    from mev.jobs.tasks import advance_execution
+
+    try:
+        advance_execution.delay(execution_id=str(execution_id))
+    except Exception:  # noqa: BLE001  (broker down: the sweep notices the end)
+        logger.exception("Could not enqueue the advance of %s; the sweep will notice its end", execution_id)
+    finally:
+        # A task run eagerly (MEV_CELERY_EAGER) used this thread's own connection: do not leave it open.
+        connections.close_all()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -546,8 +597,9 @@ def _finish_failed_run(execution: ExecutedOperation, messages: list[str], detail
           expect=frozenset({JobState.SUBMITTED, JobState.RUNNING}))
 
 
-def execution_advance(*, execution_id: uuid.UUID | str) -> None:
-    """Look at one active job once and move it on: submit, poll, time out, finalize."""
+def execution_advance(*, execution_id: uuid.UUID | str, finalize_now: bool = False) -> None:
+    """Look at one active job once and move it on: submit, poll, time out, finalize. With `finalize_now`
+    (a run's end was just notified) a finished run is finalized here, not in a task of its own."""
     execution = ExecutedOperation.objects.select_related("operation").filter(pk=execution_id).first()
     if execution is None or execution.state not in ACTIVE_STATES:
         return
@@ -569,7 +621,10 @@ def execution_advance(*, execution_id: uuid.UUID | str) -> None:
         _record_runner_error(execution, exc)
         return
     limit = float(execution.runner_state.get("wall_seconds") or _setting("MEV_JOB_TIMEOUT_SECONDS", 24 * 3600))
-    if status.phase == RunPhase.SUBMITTED:
+    if status.phase in (RunPhase.FAILED, RunPhase.CANCELED) and execution.cancel_requested:
+        # Stopped by the user's cancel: its end can be noticed before execution_cancel records it.
+        _record_cancel(execution.id)
+    elif status.phase == RunPhase.SUBMITTED:
         if _age(execution) > float(_setting("MEV_SUBMITTED_TIMEOUT_SECONDS", 600)):
             runner.cancel(execution.job_id, runner_state=execution.runner_state)
             _fail(execution.id, ["The job was submitted but never started."], expect=frozenset({JobState.SUBMITTED}))
@@ -585,10 +640,15 @@ def execution_advance(*, execution_id: uuid.UUID | str) -> None:
         if execution.state == JobState.SUBMITTED:
             execution_transition(execution_id=execution.id, to_state=JobState.RUNNING, detail="started",
                                  expect=frozenset({JobState.SUBMITTED}))
+        # Finalizing here: the claim is taken with the move, so no sweep can start a second finalization.
+        claim = {"finalize_claimed_at": time.time(), "finalize_attempts": 1} if finalize_now else None
         moved = execution_transition(execution_id=execution.id, to_state=JobState.FINALIZING, detail=status.detail,
-                                     expect=frozenset({JobState.RUNNING}))
+                                     expect=frozenset({JobState.RUNNING}), runner_state_update=claim)
         if moved is not None:
-            _enqueue_finalize(execution.id)
+            if finalize_now:
+                _finalize_claimed(moved, attempts=1)
+            else:
+                _enqueue_finalize(execution.id)
     elif status.phase == RunPhase.FAILED:
         _finish_failed_run(execution, status.error_messages, status.detail)
     elif status.phase == RunPhase.CANCELED:
@@ -642,6 +702,10 @@ def execution_finalize(*, execution_id: uuid.UUID | str) -> ExecutedOperation | 
         state.update(finalize_claimed_at=time.time(), finalize_attempts=attempts)
         execution.runner_state = state
         execution.save(update_fields=["runner_state"])
+    return _finalize_claimed(execution, attempts=attempts)
+
+
+def _finalize_claimed(execution: ExecutedOperation, *, attempts: int) -> ExecutedOperation | None:
     if attempts > 3:
         remove_output_resources(execution)
         return _fail(execution.id, [FINALIZE_CRASH_MESSAGE], detail="finalization attempts exhausted",
@@ -688,12 +752,16 @@ def execution_cancel(*, execution: ExecutedOperation) -> ExecutedOperation:
             get_runner(execution.runner).cancel(execution.job_id, runner_state=execution.runner_state)
         except RunnerError:
             logger.warning("Engine cancel of %s failed", execution.id, exc_info=True)
-    canceled = execution_transition(
-        execution_id=execution.id, to_state=JobState.CANCELED, status="Canceled by the user.",
+    canceled = _record_cancel(execution.id)
+    return canceled or ExecutedOperation.objects.get(pk=execution.id)
+
+
+def _record_cancel(execution_id: Any) -> ExecutedOperation | None:
+    return execution_transition(
+        execution_id=execution_id, to_state=JobState.CANCELED, status="Canceled by the user.",
         error_messages=[CANCELED_MESSAGE], detail="canceled by the user", cancel_requested=True,
         expect=frozenset({JobState.QUEUED, JobState.SUBMITTED, JobState.RUNNING}),
     )
-    return canceled or ExecutedOperation.objects.get(pk=execution.id)
 
 
 def execution_rerun(*, user: User, execution: ExecutedOperation) -> ExecutedOperation:

@@ -8,6 +8,7 @@ themselves; they report, and `mev.jobs.services` decides the transitions.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -81,6 +82,12 @@ class Runner(ABC):
     @abstractmethod
     def cancel(self, job_id: str, *, runner_state: dict[str, Any]) -> None:
         """Ask the engine to stop the run (idempotent)."""
+
+    def watch(self, job_id: str, *, runner_state: dict[str, Any], on_end: Callable[[], None]) -> bool:
+        """Call `on_end` once (from another thread, or at once) when the run ends, so the jobs app can act
+        on the end without waiting for the sweep. Best effort: the sweep stays the safety net. Engines
+        that cannot tell return False, the default."""
+        return False
 
     def logs(self, job_id: str, *, runner_state: dict[str, Any], max_bytes: int = 20000) -> tuple[str, str]:
         """(stdout tail, stderr tail) of a run, live or finished; engines without logs return empties."""

@@ -2,7 +2,8 @@
 
 The tool runs under `local_wrapper.py`, detached (its own session), so the Celery task that submits
 returns at once and the run survives a worker restart. `poll` is cheap: it reads status.json or checks
-that the recorded pid is still the same process (start time from /proc/<pid>/stat).
+that the recorded pid is still the same process (start time from /proc/<pid>/stat). `watch` waits for
+the wrapper to exit (it writes status.json first), so the end of a run is acted on at once.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from mev.jobs.runners.base import (
     SubmitRequest,
     register_runner,
 )
+from mev.jobs.runners.exit_watch import exit_watcher
 
 WRAPPER = Path(local_wrapper.__file__).resolve()
 INPUTS_FILE = "inputs.json"
@@ -111,8 +114,10 @@ class LocalRunner(Runner):
         wall = float(request.limits.get("wall_seconds") or getattr(settings, "MEV_JOB_TIMEOUT_SECONDS", 24 * 3600))
         memory = int(request.limits.get("memory_bytes") or getattr(settings, "MEV_JOB_MEMORY_BYTES", 8 * 1024**3))
         cpus = int(request.limits.get("cpus") or getattr(settings, "MEV_JOB_CPUS", 1))
-        argv = [sys.executable, str(WRAPPER), "--detach", "--workdir", str(workdir), "--timeout", str(wall),
-                "--memory", str(memory), "--", sys.executable, str(main), INPUTS_FILE]
+        # -I -S: the wrapper needs only the standard library; skipping site-packages (and their .pth
+        # import hooks) and the environment halves Python's start-up, which the submission waits for.
+        argv = [sys.executable, "-I", "-S", str(WRAPPER), "--detach", "--workdir", str(workdir),
+                "--timeout", str(wall), "--memory", str(memory), "--", sys.executable, str(main), INPUTS_FILE]
         try:
             started = subprocess.run(  # noqa: S603  (fixed argv, no shell)
                 argv, cwd=workdir, env=self._environment(workdir, cpus), capture_output=True, text=True,
@@ -183,6 +188,12 @@ class LocalRunner(Runner):
             return RunStatus(RunPhase.SUCCEEDED, "Completed.")
         return RunStatus(RunPhase.FAILED, f"exit code {status.get('exit_code')}",
                          self._failure_messages(status, workdir))
+
+    def watch(self, job_id: str, *, runner_state: dict[str, Any], on_end: Callable[[], None]) -> bool:
+        pid = runner_state.get("pid")
+        if not pid:
+            return False
+        return exit_watcher.watch(int(pid), on_end, still_running=lambda: self._alive(runner_state))
 
     # -- collect / logs / cancel --------------------------------------------------------------------
 

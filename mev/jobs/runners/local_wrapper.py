@@ -1,6 +1,7 @@
-"""Runs one local tool and records how it ended. Standard library only: started as a plain script.
+"""Runs one local tool and records how it ended. Standard library only: started as a plain script,
+with `python -I -S` (no site-packages, no PYTHON* variables) for a quick start.
 
-    python local_wrapper.py --detach --workdir W --timeout S --memory B -- <argv of the tool>
+    python -I -S local_wrapper.py --detach --workdir W --timeout S --memory B -- <argv of the tool>
 
 With --detach it forks, prints the pid of the detached child (a new session, reparented away from
 the caller) and returns at once. The child starts the tool in its own process group with stdout and
