@@ -4,11 +4,14 @@ Prints medians for: our validate_resource (RNASEQ_COUNT_MTX, tsv and csv input; 
 the Parquet write, and pinned to one core), pandas read_csv + to_csv of the same file, and
 sha256sum of the file, with the ratios between them, then where our time goes: the median of
 each phase of TableType.validate (parse = read + parse, checks, standard TSV, Parquet,
-metadata). Both wall-clock and CPU time (all threads, plus child processes for sha256sum) are
-shown: on a shared, busy machine the CPU time is the steadier measure of the work done, and
-it is what one core would have to do. The tsv input already has the standard header, so its
-standard TSV is a hard link of the input (a "gene" header cell would cost a kernel copy,
-~0.03-0.08 s); the csv input is rewritten byte by byte (commas to tabs).
+metadata), and what the fast count parse (mev/resource_types/fastparse.py, numba) costs the first
+time in a new process, without and with numba's on-disk cache (the timed runs above are medians,
+so the first run of this process, which pays that, does not weigh on them). Both wall-clock and
+CPU time (all threads, plus child processes for sha256sum) are shown: on a shared, busy machine
+the CPU time is the steadier measure of the work done, and it is what one core would have to do.
+The tsv input already has the standard header, so its standard TSV is a hard link of the input
+(a "gene" header cell would cost a kernel copy, ~0.03-0.08 s); the csv input is rewritten byte
+by byte (commas to tabs).
 
     .venv/bin/python bench/bench_validation.py [--rows 60000] [--cols 500] [--repeat 5]
 """
@@ -123,6 +126,36 @@ def on_one_core(fn: Callable[[], tuple[float, float]]) -> tuple[float, float] | 
         pa.set_cpu_count(arrow_cpus)
 
 
+_JIT_PROBE = """
+import sys, time
+start = time.perf_counter()
+import numba  # noqa: F401
+imported = time.perf_counter()
+sys.path.insert(0, sys.argv[1])
+from mev.resource_types import fastparse
+loaded = time.perf_counter()
+fastparse.warm_up()
+print(imported - start, loaded - imported, time.perf_counter() - loaded)
+"""
+
+
+def jit_cost() -> list[tuple[str, float, float, float]]:
+    """What the fast parse costs the first time in a new process: (case, import numba, import
+    fastparse, first call = compile or load the tokenizer) in seconds, without and with numba's
+    on-disk cache (an empty NUMBA_CACHE_DIR, then the same one again)."""
+    root = str(Path(__file__).resolve().parents[1])
+    rows = []
+    with tempfile.TemporaryDirectory() as cache:
+        for case in ("no cache", "cached"):
+            env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+            done = subprocess.run(
+                [sys.executable, "-c", _JIT_PROBE, root], env=env, check=True, capture_output=True, text=True
+            )
+            numbers = [float(x) for x in done.stdout.split()]
+            rows.append((case, *numbers))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=60_000)
@@ -182,6 +215,11 @@ def main() -> None:
     print("phases, median wall/cpu s:")
     for label, phases in (("tsv in", p_tsv), ("csv in", p_csv), ("tsv, no Parquet", p_no_parquet)):
         print(f"  {label:16s} {phases.line()}")
+    for case, numba_import, module_import, first_call in jit_cost():
+        print(
+            f"fast parse, first use in a new process ({case}): import numba {numba_import:.3f} s, "
+            f"import fastparse {module_import:.3f} s, first call (compile or load) {first_call:.3f} s"
+        )
     for label, mine in (("tsv", t_tsv), ("csv", t_csv), ("tsv, no Parquet", t_no_parquet)):
         print(
             f"pandas / ours({label}): {t_pandas[0] / mine[0]:5.1f}x wall  {t_pandas[1] / mine[1]:5.1f}x cpu"

@@ -153,9 +153,14 @@ def write_table(table: pa.Table, path: Path, *, kind: str = "matrix") -> None:
         data = null_missing_text(data)
 
     stored = data.add_column(0, pa.field(ROWNAME_COLUMN, pa.string()), labels)
-    row_type = _row_value_type(data) if kind == "matrix" else None
-    rows_id = uuid.uuid4().hex if row_type is not None else None
-    row_group_size = _matrix_row_group_size(data.num_columns) if row_type is not None else ROW_GROUP_SIZE
+    # Integer columns without missing cells always get a row file, in a type found from their
+    # bounds: that scan (~0.02 s for 30 million cells) is left to the row file's thread.
+    row_type: np.dtype | None = None
+    if kind == "matrix" and not _integers_without_nulls(data):
+        row_type = _row_value_type(data)
+    has_rows = kind == "matrix" and (row_type is not None or _integers_without_nulls(data))
+    rows_id = uuid.uuid4().hex if has_rows else None
+    row_group_size = _matrix_row_group_size(data.num_columns) if has_rows else ROW_GROUP_SIZE
     description: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "kind": kind,
@@ -172,7 +177,7 @@ def write_table(table: pa.Table, path: Path, *, kind: str = "matrix") -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rows_path = rows_path_for(path)
-    if row_type is None or rows_id is None:
+    if rows_id is None:
         rows_path.unlink(missing_ok=True)
         _write_parquet(stored, path, row_group_size)
         return
@@ -208,8 +213,11 @@ def _write_parquet(stored: pa.Table, path: Path, row_group_size: int) -> None:
 
 
 def _write_rows_into_place(
-    labels: pa.Array | pa.ChunkedArray, data: pa.Table, dtype: np.dtype, rows_id: str, path: Path
+    labels: pa.Array | pa.ChunkedArray, data: pa.Table, dtype: np.dtype | None, rows_id: str, path: Path
 ) -> None:
+    if dtype is None:
+        dtype = _row_value_type(data)
+        assert dtype is not None, "see _integers_without_nulls"
     with _replacing(path) as tmp_path:
         _write_rows(labels, data, dtype, rows_id, tmp_path)
 
@@ -297,6 +305,16 @@ def _row_value_type(data: pa.Table) -> np.dtype | None:
         if limits.min <= low and high <= limits.max:
             return np.dtype(candidate)
     return None  # pragma: no cover - an int64/uint64 column always fits int64 or uint64
+
+
+def _integers_without_nulls(data: pa.Table) -> bool:
+    """Every column an integer type that fits int64 and no missing cell: then
+    :func:`_row_value_type` is never None (int64 holds every value), whatever the values."""
+    return data.num_columns > 0 and all(
+        (pa.types.is_signed_integer(column.type) or column.type in (pa.uint8(), pa.uint16(), pa.uint32()))
+        and column.null_count == 0
+        for column in data.columns
+    )
 
 
 def row_means(values: np.ndarray) -> np.ndarray:
