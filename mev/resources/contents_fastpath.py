@@ -6,12 +6,14 @@ request, authentication, negotiation and response, two primary-key queries) was 
 engine's own time on a feature-table page. This wrapper answers the common case itself:
 
 - a GET of exactly that route (with or without the final slash), with a Bearer access token this
-  worker has already verified (`mev.core.authentication`) and that has not expired;
+  worker has already verified (`mev.core.authentication`) and that has not expired (the header
+  types are simplejwt's own);
 - the user and the resource read together in ONE query; the user passes the same checks as
   `BearerJWTAuthentication.get_user` (active, token version), the user OWNS the resource, the
   resource is active and is a table or BED file with a stored columnar copy;
 - no `Accept` header, or one that admits `application/json` without parameters; no DRF `format`
-  parameter; the query engine answers 200.
+  parameter; no session or CSRF cookie (their middlewares answer some with a cookie of their own);
+  the query engine answers 200.
 
 Everything else — any other route or method, no or an unknown token, a reader through a shared
 workspace, an inactive resource, a JSON document, an engine error (400/404), a database error, a
@@ -20,9 +22,12 @@ status code and error body comes from the one implementation. The response itsel
 same code as Django's: the view's body function (`contents_apis.table_contents`), DRF's renderer,
 and the response hooks of the middlewares in `settings.MIDDLEWARE` that act on such a response
 (request id, security headers, CORS, Content-Length, X-Frame-Options). The wrapper switches itself
-off (answers nothing) when `settings.MIDDLEWARE` or the renderers differ from what it was written
-for, or when `MEV_CONTENTS_FAST_PATH` is false. `tests/resources/test_contents_fastpath.py`
-compares status, headers and body with Django's own answer request by request.
+off (answers nothing) when `settings.MIDDLEWARE`, the renderers or the view's policies
+(authentication, permissions, throttles, versioning, negotiation) differ from what it was written
+for, with `CSRF_USE_SESSIONS`, or when `MEV_CONTENTS_FAST_PATH` is false. A worker's threads share
+it, each with its own database connection, so what it remembers per connection it keeps per thread.
+`tests/resources/test_contents_fastpath.py` compares status, headers and body with Django's own
+answer request by request.
 
 Measured by bench/bench_contents_http.py: see bench/RESULTS.md.
 """
@@ -33,6 +38,7 @@ import itertools
 import logging
 import os
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -44,17 +50,18 @@ from django.core.exceptions import DisallowedHost
 from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
 from django.db import connections, router
 from django.http import HttpResponse
-from django.urls import set_script_prefix
+from django.urls import Resolver404, resolve, set_script_prefix
 from psycopg import pq
 from rest_framework.settings import api_settings as drf_settings
+from rest_framework_simplejwt import authentication as simplejwt_authentication
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.utils import aware_utcnow
 
-from mev.core.authentication import token_user_refusal, user_by_id, verified_token
+from mev.core.authentication import BearerJWTAuthentication, token_user_refusal, user_by_id, verified_token
 from mev.core.middleware import request_id_context, request_id_for
 from mev.core.renderers import FastJSONRenderer
-from mev.resources.contents_apis import table_contents
+from mev.resources.contents_apis import ResourceContentsApi, table_contents
 from mev.resources.models import Resource
 from mev.resources.selectors import contents_lookup
 
@@ -73,11 +80,13 @@ EXPECTED_MIDDLEWARE = (
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 )
 # Session, CSRF, authentication and messages middlewares change a response only when the request
-# used a session, a CSRF token or a message; a Bearer-token contents request uses none of them.
+# used a session, a CSRF token or a message, or sent a session or CSRF cookie (a malformed one is
+# deleted or replaced): a Bearer-token contents request without those cookies uses none of them.
 
 _ROUTE = re.compile(
-    r"^/api/resources/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/contents/?$"
+    r"^/api/resources/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/contents/?\Z"
 )
+# `\Z`, as Django's routes end: `$` would also match before a final "\n" (a 404 for Django).
 _JSON_RANGES = frozenset({"*/*", "application/*", "application/json"})
 # The view's methods, as DRF's `Allow` header lists them.
 _ALLOW = "GET, HEAD, OPTIONS"
@@ -138,10 +147,18 @@ class _Joined:
             f'LEFT JOIN "{resource_table}" r ON r."{Resource._meta.pk.column}" = $1::uuid',
             f'WHERE u."{user_model._meta.pk.column}" = $2::uuid',
         ]).encode()
-        self._prepared_on: Any = None  # the libpq connection the statement was prepared on
+        # The libpq connection the statement was prepared on, per thread: with gunicorn threads each
+        # thread has its own Django connection, and one shared attribute made them re-prepare on
+        # each other's turn (which fails: the name exists), sending their requests to Django.
+        self._local = threading.local()
         # A name of its own: preparing a name that exists fails, and inside a transaction that failure
         # would abort it (a second instance on the same connection, as in tests, must not collide).
         self.statement = f"mev_contents_join_{next(_statement_numbers)}_{os.getpid()}".encode()
+
+    @property
+    def _prepared_on(self) -> Any:
+        """The libpq connection this thread's statement was prepared on (None: not yet)."""
+        return getattr(self._local, "prepared_on", None)
 
     def read(self, user_id: uuid.UUID, resource_id: uuid.UUID) -> tuple[Any, dict[str, Any] | None] | None:
         """(the user with USER_FIELDS loaded, the resource's fields or None); None when no such user."""
@@ -188,10 +205,10 @@ class _Joined:
                 prepared = pgconn.prepare(self.statement, self.sql)
                 if prepared.status != pq.ExecStatus.COMMAND_OK:
                     raise psycopg.OperationalError(prepared.get_error_message())
-                self._prepared_on = pgconn
+                self._local.prepared_on = pgconn
             result = pgconn.exec_prepared(self.statement, params)
         if result.status != pq.ExecStatus.TUPLES_OK:
-            self._prepared_on = None  # e.g. the statement was discarded: prepare again next time
+            self._local.prepared_on = None  # e.g. the statement was discarded: prepare again next time
             raise psycopg.OperationalError(result.get_error_message())
         if result.ntuples == 0:
             return None
@@ -212,12 +229,36 @@ class ContentsFastPath:
         from django.middleware.clickjacking import XFrameOptionsMiddleware
         from django.middleware.common import CommonMiddleware
         from django.middleware.security import SecurityMiddleware
+        from rest_framework.negotiation import DefaultContentNegotiation
+        from rest_framework.permissions import IsAuthenticated
 
         reasons = []
         if tuple(settings.MIDDLEWARE) != EXPECTED_MIDDLEWARE:
             reasons.append("settings.MIDDLEWARE differs from the list it was written for")
-        if list(drf_settings.DEFAULT_RENDERER_CLASSES) != [FastJSONRenderer]:
+        if settings.CSRF_USE_SESSIONS:
+            reasons.append("CSRF_USE_SESSIONS reads the session on every request (Vary: Cookie)")
+        view = ResourceContentsApi  # its policies were read from REST_FRAMEWORK when it was defined
+        if list(drf_settings.DEFAULT_RENDERER_CLASSES) != [FastJSONRenderer] or list(view.renderer_classes) != [
+            FastJSONRenderer
+        ]:
             reasons.append("the API has other renderers than FastJSONRenderer")
+        if (
+            list(view.authentication_classes) != [BearerJWTAuthentication]
+            or list(view.permission_classes) != [IsAuthenticated]
+            or list(view.throttle_classes)
+            or view.versioning_class is not None
+            or view.content_negotiation_class is not DefaultContentNegotiation
+        ):
+            reasons.append("the contents view's authentication, permissions, throttles, versioning or negotiation differ")
+        for probe in ("/api/resources/00000000-0000-4000-8000-000000000000/contents/",
+                      "/api/resources/00000000-0000-4000-8000-000000000000/contents"):
+            try:
+                routed = getattr(resolve(probe).func, "view_class", None)
+            except Resolver404:
+                routed = None
+            if routed is not ResourceContentsApi:
+                reasons.append(f"{probe} is not routed to ResourceContentsApi")
+                break
         if drf_settings.URL_FORMAT_OVERRIDE is None:
             reasons.append("URL_FORMAT_OVERRIDE is off")
         if jwt_settings.CHECK_REVOKE_TOKEN or jwt_settings.AUTH_HEADER_NAME != "HTTP_AUTHORIZATION":
@@ -259,9 +300,10 @@ class ContentsFastPath:
 
     def _answer(self, environ: dict[str, Any], resource_id: str, header: str) -> HttpResponse | None:
         """The response Django would give, or None to let Django answer."""
-        # simplejwt's get_raw_token: exactly "Bearer <token>"; anything else goes to Django.
+        # simplejwt's get_raw_token: exactly "<type> <token>", with a type simplejwt accepts (its own
+        # set, built from AUTH_HEADER_TYPES when it was imported); anything else goes to Django.
         parts = header.encode("iso-8859-1").split()
-        if len(parts) != 2 or parts[0] != b"Bearer":
+        if len(parts) != 2 or parts[0] not in simplejwt_authentication.AUTH_HEADER_TYPE_BYTES:
             return None
         token = verified_token(parts[1])
         if token is None:
@@ -276,6 +318,10 @@ class ContentsFastPath:
         signals.request_started.send(sender=WSGIHandler, environ=environ)
         request = WSGIRequest(environ)
         if self._format_param in request.GET:
+            return None
+        if settings.SESSION_COOKIE_NAME in request.COOKIES or settings.CSRF_COOKIE_NAME in request.COOKIES:
+            # The session and CSRF middlewares answer some of these cookies (one with a malformed
+            # value: a deleted session cookie, a new CSRF cookie, `Vary: Cookie`): Django's to answer.
             return None
         try:
             base_url = request.build_absolute_uri(request.path)

@@ -283,6 +283,9 @@ def test_csv_input_validates_alike(tmp_path: Path) -> None:
 
 def test_a_large_matrix_is_read_by_the_fast_parse_in_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fastparse, "MIN_PART_BYTES", 1 << 12)
+    # Two threads whatever pyarrow found: OMP_NUM_THREADS=1, set in this process by an earlier test
+    # (an operation's main module sets it on import), makes pyarrow's pool one thread.
+    monkeypatch.setattr(pa, "cpu_count", lambda: 2)
     rng = np.random.default_rng(7)
     counts = rng.negative_binomial(1, 0.01, size=(3000, 40))
     counts[5, 3] = 4294967295

@@ -395,3 +395,123 @@ def test_unprepared_statements_give_the_same_answers(user, apps, owner_auth, set
     dge = make_resource(user, DGE, resource_type="FT", file_format="tsv")
     (status, _, _), answered = apps.both(contents(dge), {"padj": "[lt]:0.05"}, HTTP_AUTHORIZATION=owner_auth)
     assert status == "200 OK" and answered
+
+
+# --------------------------------------------------------------------------- review findings
+
+
+def test_a_path_with_a_final_newline_is_django_s(user, apps, owner_auth) -> None:
+    """`$` in the route's pattern matched before a final "\\n" (`%0A` in the URL); Django's routes end
+    with `\\Z`, so Django answers 404 where the fast path answered 200."""
+    dge = make_resource(user, DGE, resource_type="FT", file_format="tsv")
+    (status, _, _), answered = apps.both(contents(dge) + "%0A", HTTP_AUTHORIZATION=owner_auth)
+    assert status.startswith("404") and not answered
+    (status, _, _), answered = apps.both(contents(dge, "") + "%0A", HTTP_AUTHORIZATION=owner_auth)
+    assert status.startswith("404") and not answered
+
+
+def test_a_malformed_session_cookie_is_deleted_as_django_does(user, apps, owner_auth) -> None:
+    """Django's session middleware deletes a session cookie whose key is malformed (Set-Cookie with
+    Max-Age=0, Vary: Cookie); the fast path answered without either."""
+    dge = make_resource(user, DGE, resource_type="FT", file_format="tsv")
+    for cookie in ["sessionid=x", "sessionid=", "other=1; sessionid=short"]:
+        (status, headers, _), answered = apps.both(contents(dge), HTTP_AUTHORIZATION=owner_auth, HTTP_COOKIE=cookie)
+        assert status == "200 OK" and not answered
+        assert any(name == "Set-Cookie" and "sessionid=" in value for name, value in headers)
+
+
+def test_a_malformed_csrf_cookie_is_replaced_as_django_does(user, apps, owner_auth) -> None:
+    """Django's CSRF middleware answers a malformed CSRF cookie with a new one (a random value, masked
+    here) and Vary: Cookie; the fast path answered without either."""
+    import re
+
+    dge = make_resource(user, DGE, resource_type="FT", file_format="tsv")
+    environ = _environ("get", contents(dge), None, {"HTTP_AUTHORIZATION": owner_auth, "HTTP_X_REQUEST_ID": REQUEST_ID,
+                                                    "HTTP_COOKIE": "csrftoken=not-a-token"})
+
+    def masked(app: Any) -> tuple[str, list[tuple[str, str]], bytes]:
+        status, headers, body = _call(app, dict(environ))
+        return status, [(name, re.sub(r"csrftoken=\w+", "csrftoken=*", value)) for name, value in headers], body
+
+    apps.answered.clear()
+    fast = masked(apps.fast)
+    assert fast == masked(apps.django)
+    assert apps.answered == [False]
+    assert ("Vary", "Cookie, origin") in fast[1]
+
+
+def test_csrf_kept_in_the_session_turns_it_off(user, owner_auth, settings) -> None:
+    """With CSRF_USE_SESSIONS every request reads the session, so Django adds Vary: Cookie."""
+    settings.CSRF_USE_SESSIONS = True
+    apps = Apps()
+    dge = make_resource(user, DGE, resource_type="FT", file_format="tsv")
+    (status, headers, _), answered = apps.both(contents(dge), HTTP_AUTHORIZATION=owner_auth)
+    assert status == "200 OK" and not answered
+    assert ("Vary", "Cookie, origin") in headers
+
+
+def test_a_throttle_on_the_view_turns_it_off(user, owner_auth, monkeypatch) -> None:
+    """The view's policies (authentication, permissions, throttles...) are Django's to apply: a
+    throttle that refuses got 429 from Django and 200 from the fast path."""
+    from rest_framework.throttling import BaseThrottle
+
+    from mev.resources.contents_apis import ResourceContentsApi
+
+    class Refuse(BaseThrottle):
+        def allow_request(self, request: Any, view: Any) -> bool:
+            return False
+
+    monkeypatch.setattr(ResourceContentsApi, "throttle_classes", [Refuse])
+    apps = Apps()
+    dge = make_resource(user, DGE, resource_type="FT", file_format="tsv")
+    (status, _, _), answered = apps.both(contents(dge), HTTP_AUTHORIZATION=owner_auth)
+    assert status.startswith("429") and not answered
+
+
+def test_the_header_types_are_simplejwt_s(user, owner_auth, monkeypatch) -> None:
+    """simplejwt accepts the header types of AUTH_HEADER_TYPES (its set, built at import); a "Bearer"
+    header it does not accept got 401 from Django and 200 from the fast path."""
+    from rest_framework_simplejwt import authentication as simplejwt_authentication
+
+    monkeypatch.setattr(simplejwt_authentication, "AUTH_HEADER_TYPE_BYTES", {b"JWT"})
+    apps = Apps()
+    dge = make_resource(user, DGE, resource_type="FT", file_format="tsv")
+    (status, _, _), answered = apps.both(contents(dge), HTTP_AUTHORIZATION=owner_auth)
+    assert status.startswith("401") and not answered
+    jwt = owner_auth.replace("Bearer", "JWT")
+    (status, _, _), answered = apps.both(contents(dge), HTTP_AUTHORIZATION=jwt)
+    assert status == "200 OK" and answered
+
+
+@pytest.mark.django_db(transaction=True)
+def test_threads_with_their_own_connections_keep_their_statement(user, apps, owner_auth) -> None:
+    """gunicorn threads share the wrapper, each with its own database connection: where the statement
+    was prepared is tracked per thread. A shared record made each thread prepare again after another
+    thread's request, which fails (the name exists on its connection), so it went to Django."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the statement is prepared on PostgreSQL only")
+    dge = make_resource(user, DGE, resource_type="FT", file_format="tsv")
+    threads = [ThreadPoolExecutor(max_workers=1) for _ in range(2)]  # one lasting thread each
+    try:
+        for _ in range(3):
+            for thread in threads:
+                (status, _, _), answered = thread.submit(apps.both, contents(dge), HTTP_AUTHORIZATION=owner_auth).result()
+                assert status == "200 OK" and answered
+    finally:
+        for thread in threads:
+            thread.submit(connections.close_all).result()
+            thread.shutdown()
+
+
+def test_a_route_that_shadows_the_contents_view_turns_it_off(user, owner_auth, settings, caplog) -> None:
+    settings.ROOT_URLCONF = "tests.resources.shadowing_urls"
+    apps = Apps()
+    dge = make_resource(user, DGE, resource_type="FT", file_format="tsv")
+    with caplog.at_level("WARNING", logger=contents_fastpath.__name__):
+        (status, _, body), answered = apps.both(contents(dge), HTTP_AUTHORIZATION=owner_auth)
+    assert not answered and status == "200 OK" and body == b'"shadowed"'
+    assert "is not routed to ResourceContentsApi" in caplog.text
