@@ -111,3 +111,11 @@ def test_globus_transfers_are_an_empty_list_when_globus_is_off(auth_client, api_
     assert auth_client.get("/api/globus/transfer/").json() == []
     assert auth_client.get("/api/globus/transfer").status_code == 200
     assert api_client.get("/api/globus/transfer/").status_code == 401
+
+
+@pytest.mark.parametrize("route", ["/api/resources/", "/api/workspaces/"])
+def test_too_many_query_parameters_is_a_400_naming_the_limit(auth_client, settings, route):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 50
+    response = auth_client.get(route + "?" + "&".join(f"p{i}=1" for i in range(51)))
+    assert response.status_code == 400
+    assert "DATA_UPLOAD_MAX_NUMBER_FIELDS" in response.json()["detail"]
