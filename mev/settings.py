@@ -265,6 +265,11 @@ MEV_JOB_TIMEOUT_SECONDS = env.int("MEV_JOB_TIMEOUT_SECONDS", default=24 * 3600)
 MEV_JOB_MEMORY_BYTES = env.int("MEV_JOB_MEMORY_BYTES", default=8 * 1024**3)
 MEV_JOB_CPUS = env.int("MEV_JOB_CPUS", default=1)
 MEV_JOB_MAX_CPUS = env.int("MEV_JOB_MAX_CPUS", default=os.cpu_count() or 1)
+# How local tools are confined (mev/jobs/runners/sandbox.py): `auto` uses bubblewrap when it runs here (else
+# unconfined, with one warning), `bwrap` requires it (jobs fail without it), `none` never confines.
+MEV_LOCAL_SANDBOX = env.str("MEV_LOCAL_SANDBOX", default="auto").strip().lower()
+if MEV_LOCAL_SANDBOX not in ("auto", "bwrap", "none"):
+    raise ImproperlyConfigured(f"MEV_LOCAL_SANDBOX must be 'auto', 'bwrap' or 'none', not {MEV_LOCAL_SANDBOX!r}.")
 MEV_FINALIZE_RETRY_SECONDS = env.float("MEV_FINALIZE_RETRY_SECONDS", default=120.0)
 MEV_FINALIZE_TIMEOUT_SECONDS = env.float("MEV_FINALIZE_TIMEOUT_SECONDS", default=1800.0)
 MEV_RUNNER_ERROR_LIMIT = env.int("MEV_RUNNER_ERROR_LIMIT", default=10)

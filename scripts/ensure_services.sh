@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure the services the test suite talks to are up, starting any that is down, and that
-# the system packages the integration tests drive (nginx) are installed.
+# the system packages the tests drive (nginx, bubblewrap) are installed.
 set -uo pipefail
 
 wait_for() {  # wait_for <what> <command...>
@@ -16,6 +16,8 @@ apt_install() {
 }
 
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_install nginx-light || apt_install nginx
+# bubblewrap: the local runner's tool sandbox (MEV_LOCAL_SANDBOX); its tests run tools inside it.
+command -v bwrap >/dev/null 2>&1 || apt_install bubblewrap
 
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   command -v pg_ctlcluster >/dev/null 2>&1 || apt_install postgresql

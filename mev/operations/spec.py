@@ -10,6 +10,9 @@ Decisions the contract leaves open:
   (`id`, `git_hash`, `repository_url`, `repository_name`) are tolerated and ignored, so a stored
   document can be parsed again; any other top-level key is an error.
 - Keys inside an attribute `spec` that its type does not read are ignored (they are kept as is).
+- `network` (optional, a JSON boolean, default false) lets a local tool reach the network from its
+  sandbox (mev/jobs/runners/sandbox.py). It is not one of the 10 stored keys: the runner reads it from
+  the bundle's immutable copy.
 - Converter ids are stored in our canonical form (original `api.converters...` paths are mapped).
 - The mode's files are only checked when `bundle_dir` is given.
 - At run time a required input that is missing but has a spec `default` takes the default.
@@ -37,6 +40,7 @@ from mev.operations.converters import canonical_converter_id, converter_type_pro
 
 REQUIRED_INPUT_MESSAGE = "This is a required input field."
 REQUIRED_TOP_LEVEL_KEYS = ("name", "description", "inputs", "outputs", "mode", "workspace_operation")
+OPTIONAL_TOP_LEVEL_KEYS = frozenset({"network"})
 # Added by ingestion; accepted in a source document (e.g. a re-ingested stored one) and ignored.
 IGNORED_TOP_LEVEL_KEYS = frozenset({"id", "git_hash", "repository_url", "repository_name"})
 INPUT_KEYS = ("name", "description", "required", "converter", "spec")
@@ -132,6 +136,7 @@ class OperationSpec:
     workspace_operation: bool
     inputs: Mapping[str, InputSpec] = field(default_factory=dict)
     outputs: Mapping[str, OutputSpec] = field(default_factory=dict)
+    network: bool = False
 
 
 class _Problems:
@@ -272,7 +277,7 @@ def parse_operation_spec(
         if key not in doc:
             problems.add(key, "required")
     for key in doc:
-        if key not in REQUIRED_TOP_LEVEL_KEYS and key not in IGNORED_TOP_LEVEL_KEYS:
+        if key not in REQUIRED_TOP_LEVEL_KEYS and key not in IGNORED_TOP_LEVEL_KEYS and key not in OPTIONAL_TOP_LEVEL_KEYS:
             problems.add(str(key), "unknown top-level key")
 
     name = doc.get("name")
@@ -284,6 +289,9 @@ def parse_operation_spec(
     workspace_operation = doc.get("workspace_operation")
     if "workspace_operation" in doc and not isinstance(workspace_operation, bool):
         problems.add("workspace_operation", "must be true or false")
+    network = doc.get("network", False)
+    if not isinstance(network, bool):
+        problems.add("network", "must be true or false")
 
     mode = doc.get("mode")
     if "mode" in doc:
@@ -305,6 +313,7 @@ def parse_operation_spec(
         workspace_operation=workspace_operation,
         inputs=inputs,
         outputs=outputs,
+        network=network,
     )
 
 

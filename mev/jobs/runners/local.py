@@ -1,5 +1,10 @@
 """The local runner (docs/tool-contract.md): `<python> <bundle>/main.py inputs.json` in the job's directory.
 
+The tool runs in a bubblewrap sandbox (`sandbox.py`, MEV_LOCAL_SANDBOX): it sees its job, its bundle and
+the system, never the other users' files, the server's secrets or, unless its spec asks, the network.
+Sandboxed or not, its environment is built from scratch (`_environment`): a tool never needs the web's
+database URL, keys or cloud credentials.
+
 The tool runs under `local_wrapper.py`, detached (its own session), so the Celery task that submits
 returns at once and the run survives a worker restart. `poll` is cheap: it reads status.json or checks
 that the recorded pid is still the same process (start time from /proc/<pid>/stat). `watch` waits for
@@ -20,7 +25,7 @@ from typing import Any
 
 from django.conf import settings
 
-from mev.jobs.runners import local_wrapper
+from mev.jobs.runners import local_wrapper, sandbox
 from mev.jobs.runners.base import (
     Runner,
     RunnerError,
@@ -90,10 +95,12 @@ class LocalRunner(Runner):
 
     # -- submit -------------------------------------------------------------------------------------
 
-    def _environment(self, workdir: Path, cpus: int) -> dict[str, str]:
+    def _environment(self, workdir: Path, cpus: int, *, sandboxed: bool = False) -> dict[str, str]:
         env = {k: os.environ[k] for k in _ENV_PASSTHROUGH if k in os.environ}
         env.update({"HOME": str(workdir), "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
                     "MEV_N_CPUS": str(cpus)})
+        if sandboxed:
+            env["TMPDIR"] = "/tmp"  # noqa: S108  (the sandbox's private /tmp, a folder of the job)
         for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
             env[name] = str(cpus)
         return env
@@ -114,14 +121,22 @@ class LocalRunner(Runner):
         wall = float(request.limits.get("wall_seconds") or getattr(settings, "MEV_JOB_TIMEOUT_SECONDS", 24 * 3600))
         memory = int(request.limits.get("memory_bytes") or getattr(settings, "MEV_JOB_MEMORY_BYTES", 8 * 1024**3))
         cpus = int(request.limits.get("cpus") or getattr(settings, "MEV_JOB_CPUS", 1))
+        network = sandbox.operation_wants_network(Path(request.bundle_dir))
+        try:
+            sandboxed = sandbox.use_bwrap()
+            confine = sandbox.bwrap_argv(workdir=workdir, bundle_dir=Path(request.bundle_dir),
+                                         network=network) if sandboxed else []
+        except sandbox.SandboxUnavailable as exc:
+            raise RunnerError(str(exc)) from exc
         # -I -S: the wrapper needs only the standard library; skipping site-packages (and their .pth
         # import hooks) and the environment halves Python's start-up, which the submission waits for.
         argv = [sys.executable, "-I", "-S", str(WRAPPER), "--detach", "--workdir", str(workdir),
-                "--timeout", str(wall), "--memory", str(memory), "--", sys.executable, str(main), INPUTS_FILE]
+                "--timeout", str(wall), "--memory", str(memory), *(["--sandboxed"] if sandboxed else []),
+                "--", *confine, sys.executable, str(main), INPUTS_FILE]
         try:
             started = subprocess.run(  # noqa: S603  (fixed argv, no shell)
-                argv, cwd=workdir, env=self._environment(workdir, cpus), capture_output=True, text=True,
-                timeout=30, check=False,
+                argv, cwd=workdir, env=self._environment(workdir, cpus, sandboxed=sandboxed), capture_output=True,
+                text=True, timeout=30, check=False,
             )
             pid = int(started.stdout.strip())
         except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
@@ -130,6 +145,7 @@ class LocalRunner(Runner):
         request.runner_state.update({
             "pid": pid, "start_time": proc_start_time(pid), "workdir": str(workdir),
             "wall_seconds": wall, "memory_bytes": memory, "submitted_at": time.time(),
+            "sandbox": "bwrap" if sandboxed else "none", "network": network,
         })
         return str(pid)
 
