@@ -94,8 +94,6 @@ def _system_args(*, network: bool) -> list[str]:
             args += ["--ro-bind", path, path]
     for name in _ETC_ALWAYS + (_ETC_NETWORK if network else ()):
         args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-    for path in python_dirs():
-        args += ["--ro-bind", path, path]
     return args
 
 
@@ -186,6 +184,9 @@ def bwrap_argv(*, workdir: Path, bundle_dir: Path, network: bool) -> list[str]:
     # /tmp first: the job's folders may live under the host's /tmp and are mounted inside it.
     args += ["--bind", str(private_tmp.resolve()), "/tmp"]  # noqa: S108  (the sandbox's own /tmp)
     args += ["--bind", str(private_shm.resolve()), "/dev/shm"]  # noqa: S108
+    # After /tmp too: the Python installation may live under the host's /tmp (a checkout there).
+    for path in python_dirs():
+        args += ["--ro-bind", path, path]
     # The tools import the `_common/` helpers copied beside the bundle (`<operation>/bundle`, `<operation>/_common`).
     bundle_dir = Path(bundle_dir)
     args += _bind("--ro-bind", bundle_dir)
