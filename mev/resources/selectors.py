@@ -17,6 +17,7 @@ from django.db.models import Prefetch, QuerySet
 
 from mev.core.exceptions import ApplicationError
 from mev.core.pk_lookup import PkLookup
+from mev.core.scoped_query import ScopedValues
 from mev.resources.access import resources_owned_by, resources_readable_by
 from mev.resources.models import Resource, UploadSession
 from mev.users.models import User
@@ -32,27 +33,43 @@ def _with_relations(queryset: QuerySet[Resource]) -> QuerySet[Resource]:
     )
 
 
+def _owned_rows(owner_id: uuid.UUID) -> QuerySet[Resource]:
+    from mev.resources.serializers import RESOURCE_ROW_FIELDS
+
+    return resources_owned_by(User(pk=owner_id)).order_by("-created").values(*RESOURCE_ROW_FIELDS)
+
+
+def _owned_memberships(owner_id: uuid.UUID) -> QuerySet[Any]:
+    from mev.workspaces.models import WorkspaceResource
+
+    return (WorkspaceResource.objects.filter(resource__owner_id=owner_id)
+            .order_by("workspace__created")
+            .values("resource_id", "workspace_id", "workspace__workspace_name", "workspace__owner__email",
+                    "workspace__created"))
+
+
+# Compiled once, prepared once per database connection (mev/core/scoped_query.py).
+_OWNED_ROWS = ScopedValues(_owned_rows)
+_OWNED_MEMBERSHIPS = ScopedValues(_owned_memberships)
+
+
 def resource_list_representation(*, user: User, base: str) -> list[dict[str, Any]]:
     """`GET /resources/` rendered straight from two queries of plain values, no model instances.
 
     Every client page polls this list every few seconds while anything is validating, so it is
-    the hottest read of the API: one query for the rows, one for every membership of them.
+    the hottest read of the API: one query for the rows, one for every membership of them, both
+    compiled once and prepared (`ScopedValues`).
     """
-    from mev.resources.serializers import RESOURCE_ROW_FIELDS, resource_representation
-    from mev.workspaces.models import WorkspaceResource
+    from mev.resources.serializers import resource_representation
     from mev.workspaces.serializers import workspace_representation
 
-    rows = list(resources_owned_by(user).order_by("-created").values(*RESOURCE_ROW_FIELDS))
     memberships: dict[Any, list[dict[str, Any]]] = {}
-    for m in (WorkspaceResource.objects.filter(resource__owner=user)
-              .order_by("workspace__created")
-              .values("resource_id", "workspace_id", "workspace__workspace_name", "workspace__owner__email",
-                      "workspace__created")):
+    for m in _OWNED_MEMBERSHIPS.rows(user.pk):
         memberships.setdefault(m["resource_id"], []).append(workspace_representation(
             id=m["workspace_id"], workspace_name=m["workspace__workspace_name"],
             owner_email=m["workspace__owner__email"], created=m["workspace__created"], base=base))
     return [resource_representation(row, owner_email=user.email, workspaces=memberships.get(row["id"], []), base=base)
-            for row in rows]
+            for row in _OWNED_ROWS.rows(user.pk)]
 
 
 def _get_or_404(resource_id: uuid.UUID | str) -> Resource:

@@ -7,6 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from mev.core.timestamps import iso_timestamp
 from mev.resources.models import Resource, ResourceStatus
 
 try:
@@ -23,9 +24,6 @@ except ImportError:  # pragma: no cover - the registry ships with the repository
 
     def _title_for(code: str | None) -> str | None:
         return _FALLBACK_TITLES.get(code) if code else None
-
-
-_TIMESTAMP = serializers.DateTimeField()
 
 
 class WorkspaceSummarySerializer(serializers.Serializer):
@@ -121,7 +119,7 @@ def resource_representation(row: dict[str, Any], *, owner_email: str, workspaces
         "is_public": row["is_public"],
         "status": row["status"] or ResourceStatus.READY,
         "workspaces": workspaces,
-        "created": _TIMESTAMP.to_representation(row["created"]),
+        "created": iso_timestamp(row["created"]),
         "size": row["size"],
         "datafile": f"{base}/api/resources/download/{row['id']}/",
         "suggested_resource_type": row["suggested_resource_type"],

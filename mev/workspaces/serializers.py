@@ -7,9 +7,8 @@ from typing import Any
 from rest_framework import serializers
 from rest_framework.request import Request
 
+from mev.core.timestamps import iso_timestamp
 from mev.workspaces.models import Workspace
-
-_TIMESTAMP = serializers.DateTimeField()
 
 
 def absolute_base(request: Request | None) -> str:
@@ -26,7 +25,7 @@ def workspace_representation(*, id: Any, workspace_name: str, owner_email: str, 
         "id": str(id),
         "workspace_name": workspace_name,
         "owner_email": owner_email,
-        "created": _TIMESTAMP.to_representation(created),
+        "created": iso_timestamp(created),
     }
 
 
