@@ -85,6 +85,16 @@ class Stack:
         path = self.logs / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def gunicorn_on_loopback(self, workers: int = 2) -> str:
+        """deploy/gunicorn.conf.py on a free loopback port (no nginx); its base URL once it answers."""
+        port = free_port()
+        self.spawn("gunicorn", [str(VENV_BIN / "gunicorn"), "--config", "deploy/gunicorn.conf.py"],
+                   MEV_GUNICORN_BIND=f"127.0.0.1:{port}", MEV_GUNICORN_WORKERS=str(workers))
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: requests.get(f"{url}/api/", timeout=2).status_code == 200, timeout=30, what="gunicorn",
+                   log=self.logs / "gunicorn.log")
+        return url
+
 
 @pytest.fixture
 def stack(transactional_db, settings, tmp_path: Path) -> Iterator[Stack]:
@@ -226,13 +236,7 @@ def running_toil_server(toil_venv: Path, root: Path, *, path_first: tuple[Path, 
                    what="toil server", log=log_path)
         yield {"url": url, "work_dir": work_dir, "root": root, "log": log_path}
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
+        stop(process)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from mev.operations.services import operation_ingest_folder
 from mev.users.tokens import token_pair_for
 from mev.workspaces.models import Workspace
 from tests.factories import UserFactory
-from tests.integration.conftest import VENV_BIN, free_port, wait_until
+from tests.integration.conftest import VENV_BIN, wait_until
 
 pytestmark = [pytest.mark.integration]
 BUNDLE = Path(__file__).resolve().parents[1] / "jobs" / "bundles" / "testop"
@@ -38,15 +38,10 @@ def test_a_finished_run_completes_long_before_the_next_sweep(stack, settings, br
     workspace = Workspace.objects.create(owner=user, workspace_name="w")
     headers = {"Authorization": f"Bearer {token_pair_for(user)['access']}"}
 
-    port = free_port()
-    stack.spawn("gunicorn", [str(VENV_BIN / "gunicorn"), "--config", "deploy/gunicorn.conf.py"],
-                MEV_GUNICORN_BIND=f"127.0.0.1:{port}", MEV_GUNICORN_WORKERS="1")
     stack.spawn("celery", [str(VENV_BIN / "celery"), "-A", "mev", "worker", "--beat", "--concurrency=2",
                            "--loglevel=INFO", "--without-gossip", "--without-mingle",
                            "--schedule", str(stack.data_dir / "celerybeat-schedule")])
-    url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: requests.get(f"{url}/api/", timeout=2).status_code == 200, timeout=30, what="gunicorn",
-               log=stack.logs / "gunicorn.log")
+    url = stack.gunicorn_on_loopback(workers=1)
     wait_until(lambda: "ready." in stack.log("celery"), timeout=60, what="celery worker",
                log=stack.logs / "celery.log")
 

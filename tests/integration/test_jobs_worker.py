@@ -13,7 +13,7 @@ from mev.operations.services import operation_ingest_folder
 from mev.users.tokens import token_pair_for
 from mev.workspaces.models import Workspace
 from tests.factories import UserFactory
-from tests.integration.conftest import VENV_BIN, free_port, wait_until
+from tests.integration.conftest import VENV_BIN, wait_until
 
 pytestmark = [pytest.mark.integration]
 BUNDLE = Path(__file__).resolve().parents[1] / "jobs" / "bundles" / "testop"
@@ -27,13 +27,7 @@ def beat(stack):
 
 @pytest.fixture
 def api_url(stack):
-    port = free_port()
-    stack.spawn("gunicorn", [str(VENV_BIN / "gunicorn"), "--config", "deploy/gunicorn.conf.py"],
-                MEV_GUNICORN_BIND=f"127.0.0.1:{port}", MEV_GUNICORN_WORKERS="2")
-    url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: requests.get(f"{url}/api/", timeout=2).status_code == 200, timeout=30, what="gunicorn",
-               log=stack.logs / "gunicorn.log")
-    return url
+    return stack.gunicorn_on_loopback()
 
 
 def test_run_to_completed_through_worker_beat_and_polling(stack, settings, celery_worker, beat, api_url):

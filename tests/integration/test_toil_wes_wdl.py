@@ -35,7 +35,7 @@ import requests
 
 from mev.jobs.runners.base import RunnerError, RunPhase, SubmitRequest
 from mev.jobs.runners.wes import WesRunner, engine_parameters, error_lines_from_log, outputs_document
-from tests.integration.conftest import VENV_BIN, Stack, free_port, running_toil_server, wait_until
+from tests.integration.conftest import VENV_BIN, Stack, running_toil_server, wait_until
 from tests.integration.test_toil_wes import _poll_until
 
 pytestmark = pytest.mark.integration
@@ -225,13 +225,7 @@ def wes_stack(stack: Stack, toil_wdl_server, tmp_path: Path) -> Iterator[tuple[S
                log=stack.logs / "celery.log")
     stack.spawn("beat", [str(VENV_BIN / "celery"), "-A", "mev", "beat", "--loglevel=INFO",
                          "--schedule", str(stack.data_dir / "celerybeat-schedule")])
-    port = free_port()
-    stack.spawn("gunicorn", [str(VENV_BIN / "gunicorn"), "--config", "deploy/gunicorn.conf.py"],
-                MEV_GUNICORN_BIND=f"127.0.0.1:{port}", MEV_GUNICORN_WORKERS="2")
-    url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: requests.get(f"{url}/api/", timeout=2).status_code == 200, timeout=30, what="gunicorn",
-               log=stack.logs / "gunicorn.log")
-    yield stack, url
+    yield stack, stack.gunicorn_on_loopback()
 
 
 def _until(fetch, done, *, timeout: float, what: str, stack: Stack) -> Any:
