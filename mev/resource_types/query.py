@@ -1134,27 +1134,19 @@ class _Selection:
         return rows, None
 
 
-def _ordered_head(order: np.ndarray, keep: np.ndarray, wanted: int) -> np.ndarray:
-    """The first ``wanted`` (or more) entries of ``order`` whose row is kept, walking ``order`` in chunks."""
+def _ordered_head(order: np.ndarray | None, keep: np.ndarray, wanted: int) -> np.ndarray:
+    """The first ``wanted`` (or more) entries of ``order`` whose row is kept, walking ``order`` in chunks;
+    ``order=None`` is row-number order. A first page needs 50 rows, not all 60,000 (``flatnonzero`` of
+    the whole mask, or ``order[keep[order]]``)."""
     found: list[np.ndarray] = []
     total, start, chunk = 0, 0, 4096
-    while start < len(order) and total < wanted:
-        piece = order[start : start + chunk]
-        hits = piece[keep[piece]]
-        found.append(hits)
-        total += len(hits)
-        start += chunk
-        chunk *= 2  # few matches: look further at each step
-    return np.concatenate(found) if found else order[:0]
-
-
-def _mask_head(mask: np.ndarray, wanted: int) -> np.ndarray:
-    """The row numbers of the first ``wanted`` (or more) true entries of ``mask``, in order, walking it in
-    chunks: a first page of a filter needs 50 row numbers, not all 60,000 (``flatnonzero`` of the whole)."""
-    found: list[np.ndarray] = []
-    total, start, chunk = 0, 0, 4096
-    while start < len(mask) and total < wanted:
-        hits = np.flatnonzero(mask[start : start + chunk]) + start
+    size = len(keep) if order is None else len(order)
+    while start < size and total < wanted:
+        if order is None:
+            hits = np.flatnonzero(keep[start : start + chunk]) + start
+        else:
+            piece = order[start : start + chunk]
+            hits = piece[keep[piece]]
         found.append(hits)
         total += len(hits)
         start += chunk
@@ -1203,7 +1195,7 @@ def _select(table: StoredTable, plan: QueryPlan, *, needed: Callable[[int], int]
     if mask is not None and not plan.sort_keys and needed is not None:
         # Filtered, unsorted, one page: count the matches, but list only the rows up to the page's end.
         count = int(np.count_nonzero(mask))
-        return _Selection(_mask_head(mask, needed(count)), count, all_means=all_means)
+        return _Selection(_ordered_head(None, mask, needed(count)), count, all_means=all_means)
     candidates = np.arange(n_rows, dtype=np.int64) if mask is None else np.flatnonzero(mask)
     if plan.sort_keys:
         keys = []

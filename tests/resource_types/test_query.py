@@ -534,12 +534,14 @@ def test_a_rewritten_table_is_read_afresh(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("density", [0.0, 0.0005, 0.05, 0.6, 1.0])
 @pytest.mark.parametrize("wanted", [0, 1, 50, 4097, 30_000, 100_000])
-def test_mask_head_lists_the_first_matches_in_order(density, wanted) -> None:
-    """The filtered, unsorted page path lists matches only up to the page's end, across chunks."""
-    from mev.resource_types.query import _mask_head
+def test_ordered_head_lists_the_first_matches_in_order(density, wanted) -> None:
+    """Filtered pages list matches only up to the page's end, across chunks, in row order or a sort's."""
+    from mev.resource_types.query import _ordered_head
 
-    mask = np.random.default_rng(7).random(50_000) < density
-    everything = np.flatnonzero(mask)
-    head = _mask_head(mask, wanted)
-    assert len(head) >= min(wanted, len(everything))
-    assert np.array_equal(head, everything[: len(head)])
+    rng = np.random.default_rng(7)
+    mask = rng.random(50_000) < density
+    for order in (None, rng.permutation(50_000)):
+        everything = np.flatnonzero(mask) if order is None else order[mask[order]]
+        head = _ordered_head(order, mask, wanted)
+        assert len(head) >= min(wanted, len(everything))
+        assert np.array_equal(head, everything[: len(head)])
